@@ -1,0 +1,18 @@
+"""napari-tower: TOWER self-supervised pretraining and nuclei segmentation for napari.
+
+The compute core (this package minus ``_widgets``) never imports Qt or napari.
+"""
+from __future__ import annotations
+
+try:
+    from ._version import version as __version__
+except ImportError:  # running from a source tree that was never built
+    __version__ = "0.0.0+unknown"
+
+from .api import TowerModel, list_models, load_model, segment, segment_iter
+from .errors import Cancelled, InputError, ModelError, TowerError
+
+__all__ = [
+    "TowerModel", "list_models", "load_model", "segment", "segment_iter",
+    "Cancelled", "InputError", "ModelError", "TowerError", "__version__",
+]

@@ -1,0 +1,167 @@
+"""Dock widget "Segment with TOWER": thin Qt shell over ``napari_tower.api``."""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label, ProgressBar, PushButton, SpinBox
+
+from ..api import TowerModel, list_models, load_model, segment_iter
+from ..errors import Cancelled, TowerError
+from ._layers import write_labels_layer
+
+AXES_CHOICES = [("auto (3D = Z stack)", None), ("Z stack (ZYX)", "ZYX"), ("time-lapse (TYX)", "TYX"), ("TZYX", "TZYX")]
+
+
+def layer_axes(layer, choice: str | None) -> str | None:
+    """Axes for a napari image layer: colour from ``layer.rgb``, the rest from the choice."""
+    ndim = layer.ndim
+    if ndim == 2:
+        axes = "YX"
+    elif choice and len(choice) == ndim:
+        axes = choice
+    elif ndim == 3:
+        axes = "ZYX"
+    elif ndim == 4:
+        axes = "TZYX"
+    else:
+        axes = None
+    if axes and layer.rgb:
+        axes += "C"
+    return axes
+
+
+class SegmentWidget(Container):
+    """Pick an image layer and a model; results land in a Labels layer named after the image."""
+
+    def __init__(self, napari_viewer):
+        self.viewer = napari_viewer
+        self._image = ComboBox(label="image", choices=self._image_layers, nullable=False)
+        self._model = ComboBox(label="model", choices=self._model_names)
+        self._model_dir = FileEdit(label="or folder", mode="d", value="", tooltip="a model directory (weights.safetensors + card.json)")
+        self._device = ComboBox(label="device", choices=["auto", "cpu", "cuda", "mps"], value="auto")
+        self._prob = FloatSpinBox(label="probability", min=0.05, max=0.95, step=0.05, value=0.5, tooltip="foreground probability cut-off")
+        self._min_size = SpinBox(label="min size (px)", min=0, max=100000, value=15, tooltip="smaller objects are removed")
+        self._axes = ComboBox(label="3D/4D axes", choices=AXES_CHOICES, value=None)
+        self._run = PushButton(text="Segment with TOWER")
+        self._cancel = PushButton(text="Cancel", enabled=False)
+        self._progress = ProgressBar(label="progress", min=0, max=1, value=0, visible=True)
+        self._status = Label(value="")
+        super().__init__(widgets=[
+            self._image, self._model, self._model_dir, self._device, self._prob, self._min_size,
+            self._axes, self._run, self._cancel, self._progress, self._status,
+        ])
+        self._run.changed.connect(self.start)
+        self._cancel.changed.connect(self.cancel)
+        self._stop = threading.Event()
+        self._worker = None
+        self._cached: TowerModel | None = None
+        self.last_error: str | None = None
+        layers = self.viewer.layers.events
+        for ev in (layers.inserted, layers.removed, layers.reordered):
+            ev.connect(lambda e=None: self._image.reset_choices())
+
+    # choices ------------------------------------------------------------------------
+    def _image_layers(self, widget=None):
+        from napari.layers import Image
+
+        return [(l.name, l) for l in self.viewer.layers if isinstance(l, Image)]
+
+    def _model_names(self, widget=None):
+        return list(list_models()) or ["default"]
+
+    def refresh_models(self):
+        self._model.reset_choices()
+
+    # running ------------------------------------------------------------------------
+    def _model_source(self):
+        folder = self._model_dir.value
+        if folder and str(folder) not in ("", ".") and Path(folder).is_dir():
+            return Path(folder)
+        return self._model.value
+
+    def _get_model(self) -> TowerModel:
+        src, device = self._model_source(), self._device.value
+        c = self._cached
+        if c is not None and c.path is not None and str(device) in ("auto", c.device.type):
+            if Path(src) == c.path or src == c.path.name:
+                return c
+        self._cached = load_model(src, device)
+        return self._cached
+
+    def _set_running(self, running: bool):
+        self._run.enabled = not running
+        self._cancel.enabled = running
+
+    def start(self, event=None):
+        """Segment the chosen layer in a background thread; returns the worker."""
+        from napari.qt.threading import create_worker
+
+        layer = self._image.value
+        if layer is None:
+            self._report("choose an image layer first")
+            return None
+        data = layer.data[0] if layer.multiscale else layer.data
+        axes = layer_axes(layer, self._axes.value)
+        options = dict(prob_threshold=self._prob.value, min_size=self._min_size.value)
+        self._stop.clear()
+        self.last_error = None
+
+        def work():
+            yield "loading model"
+            model = self._get_model()
+            labels = None
+            for p in segment_iter(data, model, axes=axes, should_stop=self._stop.is_set, **options):
+                if p.result is not None:
+                    labels = p.result
+                yield p
+            return labels
+
+        worker = create_worker(work, _start_thread=False)
+        worker.yielded.connect(self._on_progress)
+        worker.returned.connect(lambda labels: self._on_done(layer, labels))
+        worker.errored.connect(self._on_error)
+        worker.finished.connect(lambda: self._set_running(False))
+        self._worker = worker
+        self._set_running(True)
+        self._progress.value = 0
+        self._status.value = f"segmenting {layer.name}…"
+        worker.start()
+        return worker
+
+    def cancel(self, event=None):
+        self._stop.set()
+        self._status.value = "cancelling…"
+
+    def _on_progress(self, p):
+        if isinstance(p, str):
+            self._status.value = p
+            return
+        self._progress.max = max(p.total, 1)
+        self._progress.value = p.step
+        self._status.value = p.message
+
+    def _on_done(self, layer, labels):
+        if labels is None:
+            return
+        out = write_labels_layer(self.viewer, layer, labels)
+        self._status.value = f"{int(labels.max())} objects -> {out.name}"
+
+    def _on_error(self, exc):
+        if isinstance(exc, Cancelled):
+            self._report("cancelled; no layer was changed")
+        elif isinstance(exc, (TowerError, ValueError, MemoryError)):
+            self._report(str(exc) or type(exc).__name__)
+        else:
+            self._report(f"{type(exc).__name__}: {exc}")
+            raise exc
+
+    def _report(self, msg: str):
+        self.last_error = msg
+        self._status.value = msg
+        try:
+            from napari.utils.notifications import show_warning
+
+            show_warning(f"TOWER: {msg}")
+        except Exception:  # notifications are best effort
+            pass

@@ -1,0 +1,157 @@
+"""The public Python API: ``load_model``, ``segment``, ``segment_iter``, ``list_models``.
+
+Nothing here imports Qt or napari; the widget, the CLI and notebooks all call these.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from pydantic import ValidationError
+
+from .config import PredictConfig
+from .errors import InputError
+from .model.network import TowerNet
+from .model.weights import available_models, load_network, resolve_device, resolve_model_dir
+from .predict import segment as _segment
+from .predict.tiling import predict_maps as _predict_maps
+from .progress import Progress, run_to_end
+
+
+class TowerModel:
+    """A loaded network on a device, with the card it was saved with.
+
+    Attributes
+    ----------
+    net : TowerNet
+        The network, in eval mode.
+    card : dict
+        Architecture, training record, metrics and post-processing defaults.
+    device : torch.device
+    path : pathlib.Path
+        The model directory it was read from.
+    """
+
+    def __init__(self, net: TowerNet, card: dict, device: torch.device, path: Path | None = None):
+        self.net = net.to(device).eval().to(memory_format=torch.channels_last)
+        self.card = card
+        self.device = device
+        self.path = path
+
+    @property
+    def name(self) -> str:
+        return self.card.get("name", self.path.name if self.path else "model")
+
+    def postprocess_defaults(self) -> dict:
+        return dict(self.card.get("postprocess", {}))
+
+    def predict_maps(
+        self, image: np.ndarray, tile: int = 1024, overlap: int = 64, precision: str = "auto", should_stop=None
+    ) -> np.ndarray:
+        """Probability maps (foreground, boundary, centerness) for a normalised 2D image."""
+        return _predict_maps(self.net, image, self.device, tile, overlap, precision, self.net.cfg.divisor, should_stop)
+
+    def __repr__(self) -> str:
+        return f"TowerModel({self.name!r}, device={self.device})"
+
+
+def list_models() -> dict[str, Path]:
+    """Names of the bundled and saved user models, with their directories."""
+    return available_models()
+
+
+def load_model(model: str | os.PathLike | TowerModel = "default", device: str = "auto") -> TowerModel:
+    """Load a model by name (bundled or saved user model) or from a model directory.
+
+    Parameters
+    ----------
+    model : str or path
+        ``"default"``, another name from :func:`list_models`, or a directory holding
+        ``weights.safetensors`` and ``card.json``.
+    device : {"auto", "cpu", "cuda", "mps"}
+        ``"auto"`` picks CUDA, then Apple MPS, then the CPU.
+
+    Raises
+    ------
+    napari_tower.errors.ModelError
+        Unknown name, missing or corrupt weights (sha256 mismatch), or unavailable device.
+    """
+    if isinstance(model, TowerModel):
+        return model
+    path = resolve_model_dir(model)
+    net, card = load_network(path)
+    return TowerModel(net, card, resolve_device(device), path)
+
+
+def _config(model: TowerModel, **overrides) -> PredictConfig:
+    values = model.postprocess_defaults()
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return PredictConfig(**values)
+    except ValidationError as e:
+        problems = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+        raise InputError(f"invalid option: {problems}") from None
+
+
+def segment_iter(
+    image,
+    model: str | os.PathLike | TowerModel = "default",
+    device: str = "auto",
+    axes: str | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    **options,
+) -> Iterator[Progress]:
+    """Like :func:`segment`, as a generator of :class:`~napari_tower.progress.Progress`.
+
+    The final report carries the labels in ``result``. ``should_stop`` is polled between
+    planes; when it returns True, :class:`~napari_tower.errors.Cancelled` is raised.
+    """
+    m = load_model(model, device)
+    cfg = _config(m, **options)
+    yield from _segment.segment_iter(m, image, axes, cfg, should_stop)
+
+
+def segment(
+    image,
+    model: str | os.PathLike | TowerModel = "default",
+    device: str = "auto",
+    axes: str | None = None,
+    **options,
+) -> np.ndarray:
+    """Instance-segment nuclei in a 2D image, an RGB stain, a 2D+t movie or a 3D stack.
+
+    Parameters
+    ----------
+    image : array-like
+        ``(Y, X)``, ``(Y, X, 3|4)`` RGB(A), ``(Z|T, Y, X)`` or ``(T, Z, Y, X)``; any
+        numeric dtype. Large images are processed in overlapping tiles.
+    model : str, path or TowerModel
+        A name from :func:`list_models` (``"default"`` ships with the package), a model
+        directory, or a model from :func:`load_model`.
+    device : {"auto", "cpu", "cuda", "mps"}
+    axes : str, optional
+        e.g. ``"YX"``, ``"YXC"``, ``"ZYX"``, ``"TYX"``, ``"TZYX"``. Guessed when omitted
+        (a 3D array without colour axis is taken as a Z stack; pass ``"TYX"`` for movies).
+    **options
+        ``prob_threshold``, ``seed_threshold``, ``min_size``, ``tile``, ``overlap``,
+        ``precision`` ("auto" or "fp32"), ``stitch_threshold`` (see
+        :class:`~napari_tower.config.PredictConfig`); the model card's values otherwise.
+
+    Returns
+    -------
+    numpy.ndarray
+        Integer instance labels, 0 = background, with the image's shape minus the colour
+        axis. Z stacks get 3D objects; movies get per-frame objects with unique ids.
+
+    Raises
+    ------
+    napari_tower.errors.InputError
+        Unsupported shape or axes, NaN/inf values, non-numeric data.
+    napari_tower.errors.ModelError
+        The model cannot be found or read, or the device is unavailable.
+    """
+    return run_to_end(segment_iter(image, model, device, axes, **options))

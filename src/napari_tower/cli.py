@@ -1,0 +1,144 @@
+"""``napari-tower``: headless segmentation (and, later, training) from the shell.
+
+Progress goes to stderr; each bad input gets one line and the others are still
+processed; the exit status is non-zero if anything failed.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+IMAGE_SUFFIXES = {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".czi", ".nd2", ".lif", ".zarr"}
+
+
+def _err(msg: str) -> None:
+    print(f"napari-tower: error: {msg}", file=sys.stderr, flush=True)
+
+
+def expand_inputs(inputs: list[str]) -> list[Path]:
+    """Files as given; folders contribute their image files (sorted, not recursive)."""
+    out = []
+    for s in inputs:
+        p = Path(s)
+        if p.is_dir() and p.suffix.lower() != ".zarr":
+            out += sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            out.append(p)
+    return out
+
+
+class StderrProgress:
+    """One updating line per file on a terminal; plain lines when stderr is a file."""
+
+    def __init__(self, prefix: str):
+        self.prefix = prefix
+        self.tty = sys.stderr.isatty()
+        self.last = 0.0
+
+    def __call__(self, p) -> None:
+        now = time.monotonic()
+        if p.total > 1 and p.step < p.total and now - self.last < 1.0:
+            return
+        self.last = now
+        line = f"{self.prefix} {p.message}" + (f" loss={p.loss:.4f}" if p.loss is not None else "")
+        print(("\r" + line + "\033[K") if self.tty else line, end="" if self.tty else "\n", file=sys.stderr, flush=True)
+
+    def close(self):
+        if self.tty:
+            print(file=sys.stderr)
+
+
+def cmd_segment(args) -> int:
+    from .api import load_model, segment_iter
+    from .errors import TowerError
+    from .io.files import output_stem, read_image, write_labels
+    from .progress import run_to_end
+
+    try:
+        model = load_model(args.model, args.device)
+    except TowerError as e:
+        _err(str(e))
+        return 2
+    files = expand_inputs(args.inputs)
+    if not files:
+        _err("no input images found")
+        return 2
+    options = dict(prob_threshold=args.prob_threshold, seed_threshold=args.seed_threshold, min_size=args.min_size, tile=args.tile)
+    failed = 0
+    for i, f in enumerate(files, 1):
+        bar = StderrProgress(f"[{i}/{len(files)}] {f.name}:")
+        try:
+            t0 = time.monotonic()
+            image, axes = read_image(f)
+            labels = run_to_end(segment_iter(image, model, axes=args.axes or axes, **options), bar)
+            out = write_labels(Path(args.output) / f"{output_stem(f)}.tif", labels)
+            bar.close()
+            n = int(labels.max())
+            print(f"[{i}/{len(files)}] {f.name}: {n} objects -> {out} ({time.monotonic() - t0:.1f}s)", file=sys.stderr, flush=True)
+        except (TowerError, ValueError) as e:
+            bar.close()
+            failed += 1
+            _err(str(e) if str(f) in str(e) else f"{f}: {e}")
+        except MemoryError:
+            bar.close()
+            failed += 1
+            _err(f"{f}: out of memory (try a smaller --tile)")
+    if failed:
+        _err(f"{failed} of {len(files)} inputs failed")
+    return 1 if failed else 0
+
+
+def cmd_models(args) -> int:
+    from .api import list_models
+    from .model.weights import read_card, user_models_dir
+
+    for name, path in list_models().items():
+        card = read_card(path)
+        print(f"{name}\t{path}\t{card.get('description', '')}")
+    print(f"(user models are saved in {user_models_dir()})", file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="napari-tower",
+        description="TOWER nuclei segmentation, headless. Progress is printed to stderr.",
+    )
+    from . import __version__
+
+    ap.add_argument("--version", action="version", version=f"napari-tower {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("segment", help="segment images into instance labels", description=(
+        "Segment each INPUT (files or folders of tif, ome.tif, png, jpg, ...) and write "
+        "OUTDIR/<input stem>.tif with integer instance labels (0 = background), same YX shape as the input."))
+    s.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
+    s.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="folder for the label images (created)")
+    s.add_argument("--model", default="default", help="bundled or saved model name, or a model directory (default: %(default)s)")
+    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="auto = CUDA, then MPS, then CPU")
+    s.add_argument("--axes", default=None, help="axes of every input, e.g. YX, YXC, ZYX, TYX, TZYX (default: from the file, else guessed; 3D = ZYX)")
+    s.add_argument("--prob-threshold", type=float, default=None, help="foreground probability cut-off (default: the model's, 0.5)")
+    s.add_argument("--seed-threshold", type=float, default=None, help="centerness cut-off for splitting touching objects (default: the model's)")
+    s.add_argument("--min-size", type=int, default=None, help="remove objects smaller than this many pixels (default: the model's)")
+    s.add_argument("--tile", type=int, default=1024, help="tile side in pixels; lower it to use less memory (default: %(default)s)")
+    s.set_defaults(func=cmd_segment)
+
+    m = sub.add_parser("models", help="list bundled and saved models", description="List the models that --model accepts by name.")
+    m.set_defaults(func=cmd_models)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

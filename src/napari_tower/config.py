@@ -1,0 +1,22 @@
+"""Validated configuration, checked once at the edge (API, CLI, widget)."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Device = Literal["auto", "cpu", "cuda", "mps"]
+
+
+class PostprocessConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    prob_threshold: float = Field(0.5, ge=0.0, le=1.0, description="foreground probability cut-off")
+    seed_threshold: float = Field(0.4, ge=0.0, le=1.0, description="centerness cut-off for watershed seeds")
+    min_size: int = Field(15, ge=0, le=100_000, description="objects smaller than this (pixels) are removed")
+
+
+class PredictConfig(PostprocessConfig):
+    tile: int = Field(1024, ge=64, le=8192, description="tile side in pixels; memory scales with its square")
+    overlap: int = Field(64, ge=0, le=512)
+    precision: Literal["auto", "fp32"] = "auto"
+    stitch_threshold: float = Field(0.25, ge=0.0, le=1.0, description="IoU linking objects between z planes")

@@ -1,0 +1,144 @@
+"""TOWER network: residual CNN encoder + U-Net decoder + task heads.
+
+The segmentation head predicts three maps per pixel:
+0. foreground logit, 1. boundary logit, 2. centerness logit (distance to the object's
+edge, normalised per object to [0, 1]). Seeded watershed on centerness separates touching
+nuclei (see ``predict/postprocess.py``).
+
+The restoration head (1 channel) and the projection head (MLP on pooled bottleneck
+features) serve self-supervised pretraining; fine-tuning and inference ignore them.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+SEG_CHANNELS = ("foreground", "boundary", "centerness")
+
+
+@dataclass
+class ArchConfig:
+    in_channels: int = 1
+    widths: tuple[int, ...] = (16, 32, 64, 128)
+    blocks_per_level: int = 1
+    seg_channels: int = len(SEG_CHANNELS)
+    proj_dim: int = 64
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["widths"] = list(self.widths)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ArchConfig":
+        d = dict(d)
+        d["widths"] = tuple(d["widths"])
+        return cls(**d)
+
+    @property
+    def divisor(self) -> int:
+        """Input sides must be multiples of this (one 2x pooling per level below the first)."""
+        return 2 ** (len(self.widths) - 1)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.skip = None
+        if stride != 1 or cin != cout:
+            self.skip = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        y = F.relu(self.bn1(self.conv1(x)), inplace=True)
+        y = self.bn2(self.conv2(y))
+        s = x if self.skip is None else self.skip(x)
+        return F.relu(y + s, inplace=True)
+
+
+class Encoder(nn.Module):
+    """Residual encoder; returns the feature map of every level (fine to coarse)."""
+
+    def __init__(self, cfg: ArchConfig):
+        super().__init__()
+        w = cfg.widths
+        self.stem = nn.Sequential(
+            nn.Conv2d(cfg.in_channels, w[0], 3, 1, 1, bias=False), nn.BatchNorm2d(w[0]), nn.ReLU(inplace=True)
+        )
+        levels = []
+        for i, c in enumerate(w):
+            cin = w[0] if i == 0 else w[i - 1]
+            blocks = [ResBlock(cin, c, stride=1 if i == 0 else 2)]
+            blocks += [ResBlock(c, c) for _ in range(cfg.blocks_per_level - 1)]
+            levels.append(nn.Sequential(*blocks))
+        self.levels = nn.ModuleList(levels)
+
+    def forward(self, x):
+        x = self.stem(x)
+        feats = []
+        for level in self.levels:
+            x = level(x)
+            feats.append(x)
+        return feats
+
+
+class UpBlock(nn.Module):
+    def __init__(self, cin: int, cskip: int, cout: int):
+        super().__init__()
+        self.reduce = nn.Conv2d(cin, cout, 1, bias=False)
+        self.block = ResBlock(cout + cskip, cout)
+
+    def forward(self, x, skip):
+        x = F.interpolate(self.reduce(x), size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        return self.block(torch.cat([x, skip], dim=1))
+
+
+class Decoder(nn.Module):
+    def __init__(self, cfg: ArchConfig):
+        super().__init__()
+        w = cfg.widths
+        self.ups = nn.ModuleList(UpBlock(w[i + 1], w[i], w[i]) for i in reversed(range(len(w) - 1)))
+
+    def forward(self, feats):
+        x = feats[-1]
+        for up, skip in zip(self.ups, reversed(feats[:-1])):
+            x = up(x, skip)
+        return x
+
+
+class TowerNet(nn.Module):
+    def __init__(self, cfg: ArchConfig | None = None):
+        super().__init__()
+        self.cfg = cfg or ArchConfig()
+        w = self.cfg.widths
+        self.encoder = Encoder(self.cfg)
+        self.decoder = Decoder(self.cfg)
+        self.seg_head = nn.Conv2d(w[0], self.cfg.seg_channels, 1)
+        self.restore_head = nn.Conv2d(w[0], self.cfg.in_channels, 1)
+        self.proj_head = nn.Sequential(nn.Linear(w[-1], w[-1]), nn.ReLU(inplace=True), nn.Linear(w[-1], self.cfg.proj_dim))
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+
+    def forward(self, x):
+        """Segmentation logits, shape (N, seg_channels, H, W)."""
+        return self.seg_head(self.decoder(self.encoder(x)))
+
+    def forward_all(self, x):
+        """All heads at once, for pretraining: (seg logits, restoration, projection)."""
+        feats = self.encoder(x)
+        dec = self.decoder(feats)
+        pooled = feats[-1].mean(dim=(2, 3))
+        return self.seg_head(dec), self.restore_head(dec), self.proj_head(pooled)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,70 @@
+"""Segment 2D images, RGB stains, 2D+t movies and 3D stacks, plane by plane.
+
+Stacks are predicted one plane at a time and the planes' objects are linked by overlap
+into 3D instances (only two planes of labels are held beside the output), so memory does
+not grow with the number of planes beyond the output labels. Movies get independent
+per-frame labels with ids unique across the movie.
+"""
+from __future__ import annotations
+
+import itertools
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from ..config import PredictConfig
+from ..errors import Cancelled
+from ..io.normalize import percentile_normalize, to_single_channel
+from ..progress import Progress
+from .axes import as_array, check_axes, guess_axes, leading_shape
+from .postprocess import instances_from_maps, relabel_sequential, smallest_dtype, stitch_planes
+from .tiling import predict_maps
+
+
+def plane_labels(model, plane: np.ndarray, rgb: bool, cfg: PredictConfig, should_stop=None) -> np.ndarray:
+    img = percentile_normalize(to_single_channel(np.asarray(plane), rgb))
+    maps = model.predict_maps(img, tile=cfg.tile, overlap=cfg.overlap, precision=cfg.precision, should_stop=should_stop)
+    return instances_from_maps(maps[0], maps[2], cfg.prob_threshold, cfg.seed_threshold, cfg.min_size)
+
+
+def segment_iter(
+    model,
+    image,
+    axes: str | None = None,
+    cfg: PredictConfig | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Iterator[Progress]:
+    """Yield a Progress per plane; the last one carries the label array as ``result``."""
+    cfg = cfg or PredictConfig()
+    image = as_array(image)
+    axes = check_axes(image.shape, axes or guess_axes(image.shape))
+    rgb = axes.endswith("C")
+    lead = leading_shape(image.shape, axes)
+    yx = image.shape[len(lead) : len(lead) + 2]
+    if not lead:
+        yield Progress(0, 1, "segmenting")
+        lab = plane_labels(model, image, rgb, cfg, should_stop)
+        yield Progress(1, 1, "done", result=lab.astype(smallest_dtype(int(lab.max()))))
+        return
+    out = np.zeros(lead + yx, np.uint32)
+    lead_axes = axes[: len(lead)]
+    total = int(np.prod(lead))
+    next_id = 1
+    prev = None
+    for i, idx in enumerate(itertools.product(*(range(n) for n in lead))):
+        if should_stop is not None and should_stop():
+            raise Cancelled("segmentation cancelled")
+        lab = plane_labels(model, image[idx], rgb, cfg, should_stop)
+        z_index = lead_axes.find("Z")
+        new_volume = z_index < 0 or idx[z_index] == 0
+        if "Z" in lead_axes:
+            lab, next_id = stitch_planes(None if new_volume else prev, lab, next_id, cfg.stitch_threshold)
+            prev = lab
+        else:
+            lab = lab.astype(np.uint32)
+            lab[lab > 0] += np.uint32(next_id - 1)
+            next_id = int(lab.max(initial=next_id - 1)) + 1
+        out[idx] = lab
+        yield Progress(i + 1, total, f"plane {i + 1}/{total}")
+    yield Progress(total, total, "done", result=out)

@@ -1,0 +1,85 @@
+"""Train the bundled "default" model on dsb2018 (all three modalities, fixed validation split).
+
+    python -m napari_tower.train.dsb --data ../shared/data/dsb2018 \
+        --output src/napari_tower/models/default --steps 3000 --seed 0 [--base none|tower|DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from ..model.network import ArchConfig, TowerNet, count_parameters
+from ..model.weights import load_network, resolve_device, resolve_model_dir, save_model
+from ..progress import run_to_end
+from .data import dsb_index, dsb_split, load_dsb_samples
+from .trainer import TrainSettings, evaluate, train
+
+DEFAULT_WIDTHS = (12, 24, 48, 96, 192)
+GROUP_WEIGHTS = {"fluorescence": 0.55, "histology": 0.3, "brightfield": 0.15}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m napari_tower.train.dsb", description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, required=True, help="dsb2018 folder (index.csv, images/, labels/)")
+    ap.add_argument("--output", type=Path, required=True)
+    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--crop", type=int, default=128)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--base", default="none", help="none, or a model name/directory to start from")
+    ap.add_argument("--device", default="auto")
+    args = ap.parse_args(argv)
+
+    rows = dsb_index(args.data)
+    train_rows, val_rows = dsb_split(rows)
+    t0 = time.time()
+    train_s, val_s = load_dsb_samples(args.data, train_rows), load_dsb_samples(args.data, val_rows)
+    print(f"loaded {len(train_s)} train / {len(val_s)} val images in {time.time() - t0:.0f}s", file=sys.stderr)
+    device = resolve_device(args.device)
+    if args.base == "none":
+        net = TowerNet(ArchConfig(widths=DEFAULT_WIDTHS))
+    else:
+        net, _ = load_network(resolve_model_dir(args.base))
+    settings = TrainSettings(
+        max_steps=args.steps, batch_size=args.batch_size, crop=args.crop, lr=args.lr, seed=args.seed,
+        group_weights=GROUP_WEIGHTS, val_every=max(args.steps // 6, 50), log_every=25,
+    )
+
+    def report(p):
+        extra = " ".join(f"{k}={v:.3f}" for k, v in p.metrics.items())
+        if p.loss is not None:
+            print(f"[{p.step}/{p.total}] loss={p.loss:.4f} {extra}", file=sys.stderr, flush=True)
+
+    result = run_to_end(train(net, train_s, val_s, settings, device), report)
+    metrics = evaluate(result.net, val_s, device)
+    card = {
+        "name": args.output.name,
+        "description": "TOWER segmentation model for nuclei (fluorescence, brightfield, H&E via hematoxylin)",
+        "task": "nuclei instance segmentation",
+        "heads": ["foreground", "boundary", "centerness"],
+        "input": {"channels": 1, "normalization": "percentile 1-99.8", "rgb": "hematoxylin (rgb2hed) unless gray"},
+        "postprocess": {"prob_threshold": 0.5, "seed_threshold": 0.4, "min_size": 15},
+        "parameters": count_parameters(result.net),
+        "training": {
+            "command": "python -m napari_tower.train.dsb " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "data": "dsb2018 stage-1 train (BBBC038, CC0), fixed split napari_tower.train.data.dsb_split",
+            "n_train": len(train_s), "n_val": len(val_s), "val_ids": [r["id"] for r in val_rows],
+            "base": args.base, "steps": result.steps, "seconds": round(result.seconds),
+            "settings": {k: v for k, v in vars(settings).items()},
+            "machine": f"{platform.machine()} {device}", "torch": torch.__version__,
+        },
+        "metrics": {"validation": metrics},
+    }
+    save_model(result.net, args.output, card)
+    print(f"saved {args.output}: " + " ".join(f"{k}={v:.3f}" for k, v in metrics.items()), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
