@@ -117,11 +117,16 @@ class SegmentWidget(Container):
                 yield p
             return labels
 
-        worker = create_worker(work, _start_thread=False)
-        worker.yielded.connect(self._on_progress)
-        worker.returned.connect(lambda labels: self._on_done(layer, labels))
-        worker.errored.connect(self._on_error)
-        worker.finished.connect(lambda: self._set_running(False))
+        worker = create_worker(
+            work,
+            _start_thread=False,
+            _connect={
+                "yielded": self._on_progress,
+                "returned": lambda labels: self._on_done(layer, labels),
+                "errored": self._on_error,  # replaces superqt's default re-raise
+                "finished": lambda: self._set_running(False),
+            },
+        )
         self._worker = worker
         self._set_running(True)
         self._progress.value = 0
@@ -153,8 +158,7 @@ class SegmentWidget(Container):
         elif isinstance(exc, (TowerError, ValueError, MemoryError)):
             self._report(str(exc) or type(exc).__name__)
         else:
-            self._report(f"{type(exc).__name__}: {exc}")
-            raise exc
+            self._report(f"unexpected {type(exc).__name__}: {exc}")
 
     def _report(self, msg: str):
         self.last_error = msg

@@ -1,0 +1,445 @@
+"""Segmentation benchmark: accuracy on the dsb2018 validation split, CPU speed and memory.
+
+Run from the repository root::
+
+    python -m benchmarks.segmentation --data ../shared/data/dsb2018 [--model default] \
+        [--out docs/benchmarks.md] [--quick]
+
+Accuracy
+    Every image of the fixed validation split (``napari_tower.train.data.dsb_split``, the
+    same split the bundled models were validated on), per modality: mean foreground Dice
+    and mean AP@0.5 (``napari_tower.metrics``) for the TOWER model (loaded once, run with
+    ``napari_tower.segment``, card post-processing defaults) and for the classical
+    baseline (``benchmarks.baselines.classical_segment``).
+
+Speed and memory (CPU)
+    Each measurement is a fresh process, started by a tiny launcher interpreter (so
+    that this process's own memory is not inherited into the child's ``ru_maxrss``);
+    its peak RSS is read from ``os.wait4``, so the numbers belong to that process alone.
+    (i) ``napari-tower segment IMG -o OUT --device cpu`` as a whole process (start-up,
+    imports, model load, read, segment, write) on a 512x512 image, a 2048x2048 image and a
+    32x512x512 stack; (ii) the classical baseline on the same 2048x2048 image, timing the
+    function call alone and the whole process (``python -m benchmarks.baselines``).
+    Test images are built at run time in a temporary folder from real dsb2018
+    fluorescence images (512x512 centre crops; the 2048x2048 image is a 4x4 mosaic of 16
+    crops, the stack 32 different crops) and deleted afterwards. Every timing is run
+    ``--repeats`` times (default 2) and the best is reported.
+
+The markdown goes to stdout and, with ``--out``, into that file between the markers
+``<!-- segmentation-benchmark:start -->`` and ``<!-- segmentation-benchmark:end -->``
+(replaced if present, appended otherwise).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+MODALITIES = ("fluorescence", "histology", "brightfield")
+START = "<!-- segmentation-benchmark:start -->"
+END = "<!-- segmentation-benchmark:end -->"
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# --- accuracy --------------------------------------------------------------------------
+
+
+def _read(root: Path, row: dict) -> tuple[np.ndarray, np.ndarray]:
+    from napari_tower.train.data import read_dsb
+
+    img, lab = read_dsb(root, row)
+    if img.ndim == 3 and img.shape[-1] == 4:
+        img = img[..., :3]
+    return img, lab
+
+
+def accuracy(root: Path, model, per_modality: int | None) -> dict:
+    """{modality: {"n", "tower": {"dice", "ap50"}, "classical": {...}}}, plus "all"."""
+    import napari_tower
+    from napari_tower.metrics import average_precision, dice
+    from napari_tower.train.data import dsb_index, dsb_split
+
+    from .baselines import classical_segment
+
+    _, val = dsb_split(dsb_index(root))
+    scores = {
+        m: {"tower": {"dice": [], "ap50": []}, "classical": {"dice": [], "ap50": []},
+            "seconds": {"tower": 0.0, "classical": 0.0}}
+        for m in MODALITIES
+    }
+    for modality in MODALITIES:
+        rows = [r for r in val if r["modality"] == modality]
+        if per_modality is not None:
+            rows = rows[:per_modality]
+        for i, row in enumerate(rows, 1):
+            img, true = _read(root, row)
+            t0 = time.perf_counter()
+            pred_t = napari_tower.segment(img, model=model, axes="YXC" if img.ndim == 3 else "YX")
+            t1 = time.perf_counter()
+            pred_c = classical_segment(img)
+            t2 = time.perf_counter()
+            s = scores[modality]
+            s["seconds"]["tower"] += t1 - t0
+            s["seconds"]["classical"] += t2 - t1
+            for name, pred in (("tower", pred_t), ("classical", pred_c)):
+                s[name]["dice"].append(dice(pred, true))
+                s[name]["ap50"].append(average_precision(pred, true, 0.5))
+            log(f"  accuracy {modality} {i}/{len(rows)} {row['id']}: "
+                f"TOWER AP50 {s['tower']['ap50'][-1]:.3f}, classical AP50 {s['classical']['ap50'][-1]:.3f}")
+    out = {}
+    for m in MODALITIES + ("all",):
+        src = [scores[k] for k in MODALITIES] if m == "all" else [scores[m]]
+        n = sum(len(s["tower"]["dice"]) for s in src)
+        entry = {"n": n}
+        for name in ("tower", "classical"):
+            entry[name] = {
+                k: (float(np.mean([v for s in src for v in s[name][k]])) if n else float("nan"))
+                for k in ("dice", "ap50")
+            }
+            entry[name]["seconds_per_image"] = sum(s["seconds"][name] for s in src) / n if n else float("nan")
+        out[m] = entry
+    return out
+
+
+# --- test images for timing --------------------------------------------------------------
+
+
+def _gray_u8(img: np.ndarray) -> np.ndarray:
+    if img.ndim == 3:
+        img = img[..., :3].mean(axis=-1)
+    return np.asarray(img).astype(np.uint8)
+
+
+def real_crops(root: Path, n: int, size: int = 512) -> list[np.ndarray]:
+    """``n`` centre crops (size x size) of different real fluorescence images, sorted by id."""
+    from skimage.io import imread
+
+    from napari_tower.train.data import dsb_index
+
+    rows = [r for r in dsb_index(root)
+            if r["modality"] == "fluorescence" and int(r["height"]) >= size and int(r["width"]) >= size]
+    rows.sort(key=lambda r: r["id"])
+    if len(rows) < n:
+        raise RuntimeError(f"need {n} fluorescence images of at least {size}x{size} in {root}, found {len(rows)}")
+    crops = []
+    for r in rows[:n]:
+        img = _gray_u8(imread(root / "images" / f"{r['id']}.png"))
+        y0, x0 = (img.shape[0] - size) // 2, (img.shape[1] - size) // 2
+        crops.append(np.ascontiguousarray(img[y0 : y0 + size, x0 : x0 + size]))
+    return crops
+
+
+def make_test_images(root: Path, folder: Path, with_stack: bool) -> dict[str, Path]:
+    import tifffile
+
+    crops = real_crops(root, 32 if with_stack else 16)
+    paths = {}
+    paths["512x512"] = folder / "img_512.tif"
+    tifffile.imwrite(paths["512x512"], crops[0])
+    mosaic = np.block([[crops[4 * r + c] for c in range(4)] for r in range(4)])
+    assert mosaic.shape == (2048, 2048)
+    paths["2048x2048"] = folder / "img_2048.tif"
+    tifffile.imwrite(paths["2048x2048"], mosaic)
+    if with_stack:
+        stack = np.stack(crops[:32])
+        paths["32x512x512 (ZYX)"] = folder / "stack_32x512.tif"
+        tifffile.imwrite(paths["32x512x512 (ZYX)"], stack, metadata={"axes": "ZYX"})
+    return paths
+
+
+# --- fresh-process measurements ------------------------------------------------------------
+
+
+# Linux carries the forking process's peak RSS into the child's ru_maxrss across exec,
+# so a child forked straight from this (large) process would report at least our own
+# peak. A tiny launcher process (a bare interpreter, ~10 MiB) spawns the command instead
+# and reports the command's own wait4 rusage and wall time.
+_LAUNCHER = r"""
+import json, os, sys, time
+out, cmd = sys.argv[1], sys.argv[2:]
+t0 = time.perf_counter()
+pid = os.posix_spawnp(cmd[0], cmd, os.environ)
+_, status, ru = os.wait4(pid, 0)
+wall = time.perf_counter() - t0
+with open(out, "w") as f:
+    json.dump({"wall": wall, "maxrss": ru.ru_maxrss, "returncode": os.waitstatus_to_exitcode(status)}, f)
+"""
+
+
+def run_measured(cmd: list[str], cwd: Path | None = None) -> dict:
+    """Run ``cmd`` as a fresh process; its wall seconds, its own peak RSS (MiB), stdout, stderr."""
+    with tempfile.TemporaryDirectory(prefix="tower-measure-") as tmp:
+        result = Path(tmp) / "result.json"
+        out, err = Path(tmp) / "stdout", Path(tmp) / "stderr"
+        with open(out, "wb") as fo, open(err, "wb") as fe:
+            subprocess.run([sys.executable, "-I", "-S", "-c", _LAUNCHER, str(result)] + cmd,
+                           stdout=fo, stderr=fe, cwd=cwd, check=False)
+        stdout, stderr = out.read_text(errors="replace"), err.read_text(errors="replace")
+        if not result.is_file():
+            raise RuntimeError(f"launcher failed for: {shlex.join(cmd)}\n{stderr[-3000:]}")
+        r = json.loads(result.read_text())
+    if r["returncode"] != 0:
+        raise RuntimeError(f"command failed ({r['returncode']}): {shlex.join(cmd)}\n{stderr[-3000:]}")
+    # ru_maxrss: kilobytes on Linux, bytes on macOS
+    rss_mib = r["maxrss"] / (1024 * 1024 if sys.platform == "darwin" else 1024)
+    return {"wall": r["wall"], "rss_mib": rss_mib, "stdout": stdout, "stderr": stderr}
+
+
+def cli_command() -> list[str]:
+    exe = Path(sys.executable).parent / "napari-tower"
+    if exe.is_file():
+        return [str(exe)]
+    found = shutil.which("napari-tower")
+    return [found] if found else [sys.executable, "-m", "napari_tower.cli"]
+
+
+def best_of(cmd: list[str], repeats: int, cwd: Path | None = None) -> tuple[dict, list[dict]]:
+    runs = [run_measured(cmd, cwd) for _ in range(repeats)]
+    return min(runs, key=lambda r: r["wall"]), runs
+
+
+def speed(root: Path, model_arg: str, with_stack: bool, repeats: int) -> dict:
+    results = {"cli": {}, "classical": None}
+    with tempfile.TemporaryDirectory(prefix="tower-bench-") as tmp:
+        tmp = Path(tmp)
+        paths = make_test_images(root, tmp, with_stack)
+        cli = cli_command()
+        for name, path in paths.items():
+            import tifffile
+
+            shape = tifffile.imread(path).shape
+            mpix = float(np.prod(shape)) / 1e6
+            cmd = cli + ["segment", str(path), "-o", str(tmp / "out_cli"), "--device", "cpu", "--model", model_arg]
+            log(f"  timing CLI on {name} ({repeats}x) ...")
+            best, runs = best_of(cmd, repeats)
+            # the CLI's own per-file time (read + segment + write), from its last stderr line
+            m = re.findall(r"objects -> .*\(([\d.]+)s\)", best["stderr"])
+            objects = re.findall(r": (\d+) objects ->", best["stderr"])
+            results["cli"][name] = {
+                "shape": list(shape), "mpix": mpix, "wall": best["wall"], "s_per_mpix": best["wall"] / mpix,
+                "rss_mib": max(r["rss_mib"] for r in runs), "in_cli_seconds": float(m[-1]) if m else None,
+                "objects": int(objects[-1]) if objects else None, "all_walls": [r["wall"] for r in runs],
+            }
+            log(f"    best {best['wall']:.2f}s, peak {results['cli'][name]['rss_mib']:.0f} MiB")
+        path = paths["2048x2048"]
+        out = tmp / "out_classical" / "img_2048.tif"
+        cmd = [sys.executable, "-m", "benchmarks.baselines", str(path), "-o", str(out)]
+        log(f"  timing classical baseline on 2048x2048 ({repeats}x) ...")
+        runs = [run_measured(cmd, cwd=REPO) for _ in range(repeats)]
+        calls = [json.loads(r["stdout"].strip().splitlines()[-1]) for r in runs]
+        results["classical"] = {
+            "call_seconds": min(c["call_seconds"] for c in calls), "wall": min(r["wall"] for r in runs),
+            "rss_mib": max(r["rss_mib"] for r in runs), "objects": calls[0]["objects"], "mpix": 2048 * 2048 / 1e6,
+            "all_calls": [c["call_seconds"] for c in calls], "all_walls": [r["wall"] for r in runs],
+        }
+        c = results["classical"]
+        log(f"    best call {c['call_seconds']:.2f}s, whole process {c['wall']:.2f}s")
+        results["cli_command"] = shlex.join([Path(cli[0]).name if len(cli) == 1 else "python -m napari_tower.cli"]
+                                             + ["segment", "IMG", "-o", "OUT", "--device", "cpu", "--model", model_arg])
+    return results
+
+
+# --- report ----------------------------------------------------------------------------------
+
+
+def machine() -> dict:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
+    mem = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem = int(line.split()[1]) / 1024**2
+    except OSError:
+        pass
+    try:
+        load = os.getloadavg()
+    except OSError:
+        load = None
+    import napari_tower
+
+    return {
+        "cpu": cpu, "logical_cpus": os.cpu_count(), "usable_cpus": usable, "mem_gib": mem, "load": load,
+        "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
+        "napari_tower": napari_tower.__version__, "os": f"{platform.system()} {platform.release()}",
+    }
+
+
+def _f(x, fmt=".3f"):
+    return "n/a" if x is None or (isinstance(x, float) and np.isnan(x)) else format(x, fmt)
+
+
+def render(info: dict, acc: dict | None, spd: dict | None, args, command: str) -> str:
+    mach = info["machine"]
+    lines = [
+        "## Segmentation benchmark",
+        "",
+        f"- Date: {info['date']}"
+        + (" — **quick run** (5 images per modality, no stack): not representative" if args.quick else ""),
+        f"- Machine: {mach['cpu']}, {mach['logical_cpus']} logical CPUs ({mach['usable_cpus']} usable), "
+        + (f"{mach['mem_gib']:.0f} GiB RAM, " if mach["mem_gib"] else "")
+        + f"{mach['os']}; Python {mach['python']}, torch {mach['torch']} ({mach['torch_threads']} threads), "
+        f"napari-tower {mach['napari_tower']}"
+        + (f"; load average at start {mach['load'][0]:.2f}" if mach["load"] else ""),
+        f"- Model: `{info['model_name']}` (card sha256 `{info['model_sha'] or 'n/a'}`)",
+        f"- Reproduce (from the repository root): `{command}`",
+        "",
+    ]
+    if acc is not None:
+        lines += [
+            "### Accuracy on the dsb2018 validation split",
+            "",
+            "Fixed split `napari_tower.train.data.dsb_split` (validation part), "
+            + ("first 5 images per modality" if args.quick else "all images")
+            + "; scores are means over images. Dice: foreground Dice; AP@0.5: TP/(TP+FP+FN) with objects "
+            "matched at IoU >= 0.5 (`napari_tower.metrics`). Classical: "
+            "Gaussian + Otsu + distance-transform watershed (`benchmarks/baselines.py`).",
+            "",
+            "| modality | images | TOWER Dice | TOWER AP@0.5 | classical Dice | classical AP@0.5 "
+            "| TOWER s/image | classical s/image |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for m in MODALITIES + ("all",):
+            e = acc[m]
+            name = "**all** (mean over images)" if m == "all" else m
+            lines.append(
+                f"| {name} | {e['n']} | {_f(e['tower']['dice'])} | {_f(e['tower']['ap50'])} "
+                f"| {_f(e['classical']['dice'])} "
+                f"| {_f(e['classical']['ap50'])} | {_f(e['tower']['seconds_per_image'], '.2f')} "
+                f"| {_f(e['classical']['seconds_per_image'], '.2f')} |"
+            )
+        lines += ["", "s/image: in-process time on the default device (model already loaded), for orientation only.",
+                  ""]
+    if spd is not None:
+        c = spd["classical"]
+        lines += [
+            "### Speed and peak memory on CPU",
+            "",
+            f"Each run is a fresh process; best wall time of {args.repeats} runs; peak RSS is the process's own "
+            "maximum resident set (`os.wait4` ru_maxrss, spawned from a ~10 MiB launcher so that nothing is "
+            "inherited), highest over the runs. Images are 512x512 centre crops of "
+            "real dsb2018 fluorescence images (2048x2048: a 4x4 mosaic of 16 crops; stack: 32 different crops), "
+            "uint8 TIFF, built at run time.",
+            "",
+            f"CLI, whole process (start-up, imports, model load, read, segment, write): `{spd['cli_command']}`",
+            "",
+            "| input | megapixels | wall s | s / megapixel | in-CLI s (read+segment+write) | peak RSS MiB | objects |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for name, r in spd["cli"].items():
+            lines.append(
+                f"| {name} | {r['mpix']:.2f} | {r['wall']:.2f} | {r['s_per_mpix']:.2f} "
+                f"| {_f(r['in_cli_seconds'], '.1f')} "
+                f"| {r['rss_mib']:.0f} | {_f(r['objects'], 'd')} |"
+            )
+        cli2048 = spd["cli"]["2048x2048"]["wall"]
+        lines += [
+            "",
+            "Classical baseline on the same 2048x2048 image (`python -m benchmarks.baselines IMG -o OUT`):",
+            "",
+            "| measurement | seconds | s / megapixel | peak RSS MiB |",
+            "|---|---:|---:|---:|",
+            f"| `classical_segment` call only | {c['call_seconds']:.2f} | {c['call_seconds'] / c['mpix']:.2f} | |",
+            f"| whole process (imports, read, segment, write) | {c['wall']:.2f} | {c['wall'] / c['mpix']:.2f} "
+            f"| {c['rss_mib']:.0f} |",
+            "",
+            f"Ratio TOWER CLI whole process / classical call: **{cli2048 / c['call_seconds']:.1f}x**; "
+            f"/ classical whole process: {cli2048 / c['wall']:.1f}x "
+            f"(2048x2048; classical found {c['objects']} objects, "
+            f"TOWER {_f(spd['cli']['2048x2048']['objects'], 'd')}).",
+            "",
+        ]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_section(path: Path, section: str) -> None:
+    block = f"{START}\n{section}{END}\n"
+    text = path.read_text() if path.is_file() else ""
+    if START in text and END in text and text.index(START) < text.index(END):
+        a, b = text.index(START), text.index(END) + len(END)
+        rest = text[b:]
+        text = text[:a] + block.rstrip("\n") + (rest if rest.startswith("\n") else "\n" + rest)
+    else:
+        text = (text.rstrip("\n") + "\n\n" if text.strip() else "") + block
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.segmentation", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", default="../shared/data/dsb2018", help="dsb2018 folder (index.csv, images/, labels/)")
+    ap.add_argument("--model", default="default", help="model name or directory (default: %(default)s)")
+    ap.add_argument("--out", default=None, help="markdown file to write the section into (default: print only)")
+    ap.add_argument("--quick", action="store_true", help="5 images per modality, no stack (smoke test)")
+    ap.add_argument("--repeats", type=int, default=2,
+                    help="runs per timing; the best is reported (default: %(default)s)")
+    ap.add_argument("--skip-accuracy", action="store_true", help="speed and memory only")
+    ap.add_argument("--skip-speed", action="store_true", help="accuracy only")
+    args = ap.parse_args(argv)
+
+    root = Path(args.data)
+    if not (root / "index.csv").is_file() or not (root / "images").is_dir() or not (root / "labels").is_dir():
+        print(f"segmentation benchmark skipped: no dsb2018 data at {root} (needs index.csv, images/, labels/)")
+        return 0
+    if args.repeats < 1:
+        ap.error("--repeats must be at least 1")
+
+    import napari_tower
+
+    model = napari_tower.load_model(args.model)
+    model_arg = str(model.path) if Path(args.model).expanduser().is_dir() else args.model
+    command = shlex.join(["python", "-m", "benchmarks.segmentation"] + (sys.argv[1:] if argv is None else list(argv)))
+    info = {
+        "date": _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+        "machine": machine(),
+        "model_name": model.name,
+        "model_sha": (model.card.get("sha256") or "")[:12],
+    }
+    log(f"model {model.name} on {model.device}; data {root}")
+    acc = None
+    if not args.skip_accuracy:
+        log("accuracy ...")
+        acc = accuracy(root, model, 5 if args.quick else None)
+    del model
+    spd = None
+    if not args.skip_speed:
+        log("speed and memory (fresh processes) ...")
+        spd = speed(root, model_arg, with_stack=not args.quick, repeats=args.repeats)
+    section = render(info, acc, spd, args, command)
+    print(section)
+    if args.out:
+        write_section(Path(args.out), section)
+        log(f"wrote the section into {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

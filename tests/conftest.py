@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DSB = Path(os.environ.get("NAPARI_TOWER_DATA", REPO.parent / "shared" / "data")) / "dsb2018"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_user_models(tmp_path, monkeypatch):
+    """User models go to a temporary folder, never the tester's real data directory."""
+    monkeypatch.setenv("NAPARI_TOWER_HOME", str(tmp_path / "tower_home"))
+
+
+@pytest.fixture(scope="session")
+def dsb_root() -> Path:
+    if not (DSB / "index.csv").is_file():
+        pytest.skip(f"dsb2018 data not found at {DSB} (it lives in ../shared/data beside the repo; "
+                    "set NAPARI_TOWER_DATA to its parent folder)")
+    return DSB
+
+
+@pytest.fixture(scope="session")
+def model():
+    import napari_tower
+
+    return napari_tower.load_model("default", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def sample():
+    from napari_tower._sample_data import sample_image, sample_labels
+
+    return sample_image(), sample_labels()
+
+
+@pytest.fixture(scope="session")
+def small_image(sample):
+    """A 160x192 crop of the sample with several nuclei: fast enough for many tests."""
+    img, lab = sample
+    return np.ascontiguousarray(img[100:260, 100:292]), np.ascontiguousarray(lab[100:260, 100:292])

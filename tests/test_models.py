@@ -1,0 +1,69 @@
+"""Model files: save/load round trip, sha256 verification, corrupt and unknown models."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+import napari_tower
+from napari_tower import ModelError
+from napari_tower.model.network import ArchConfig, TowerNet
+from napari_tower.model.weights import BUNDLED_DIR, save_model
+
+
+def test_bundled_default_has_card_with_metrics_and_fits_the_wheel():
+    d = BUNDLED_DIR / "default"
+    card = json.loads((d / "card.json").read_text())
+    assert card["sha256"] and card["architecture"]["widths"]
+    assert "validation" in card["metrics"]
+    assert (d / "weights.safetensors").stat().st_size < 25 * 2**20
+
+
+def test_round_trip_gives_identical_predictions(tmp_path, small_image):
+    net = TowerNet(ArchConfig(widths=(8, 16, 32)))
+    save_model(net, tmp_path / "m", {"description": "test"})
+    m = napari_tower.load_model(tmp_path / "m", device="cpu")
+    x = torch.rand(1, 1, 64, 64)
+    net.eval()
+    with torch.no_grad():
+        assert torch.allclose(net(x), m.net(x.contiguous(memory_format=torch.channels_last)), atol=1e-5)
+    assert not list((tmp_path / "m").glob("*.tmp"))
+
+
+def test_corrupt_weights_are_refused(tmp_path):
+    d = tmp_path / "m"
+    shutil.copytree(BUNDLED_DIR / "default", d)
+    data = bytearray((d / "weights.safetensors").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (d / "weights.safetensors").write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="sha256"):
+        napari_tower.load_model(d)
+
+
+def test_truncated_weights_without_checksum_are_refused(tmp_path):
+    d = tmp_path / "m"
+    shutil.copytree(BUNDLED_DIR / "default", d)
+    card = json.loads((d / "card.json").read_text())
+    card.pop("sha256")
+    (d / "card.json").write_text(json.dumps(card))
+    (d / "weights.safetensors").write_bytes(b"\x00\x01garbage")
+    with pytest.raises(ModelError, match="cannot read weights"):
+        napari_tower.load_model(d)
+
+
+def test_unknown_model_and_non_model_folder(tmp_path):
+    with pytest.raises(ModelError, match="unknown model"):
+        napari_tower.load_model("no-such-model")
+    with pytest.raises(ModelError, match="not a napari-tower model directory"):
+        napari_tower.load_model(tmp_path)
+
+
+def test_user_models_are_listed(tmp_path):
+    from napari_tower.model.weights import user_models_dir
+
+    save_model(TowerNet(ArchConfig(widths=(8, 16))), user_models_dir() / "mine", {})
+    assert "mine" in napari_tower.list_models()
+    assert "default" in napari_tower.list_models()

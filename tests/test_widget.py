@@ -1,0 +1,107 @@
+"""The "Segment with TOWER" dock widget in a real napari viewer (under Xvfb)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_tower._widgets.segment_widget import SegmentWidget
+from napari_tower.metrics import average_precision
+
+pytestmark = pytest.mark.gui
+
+
+def _run(widget, qtbot, timeout=120_000):
+    worker = widget.start()
+    assert worker is not None
+    with qtbot.waitSignal(worker.finished, timeout=timeout):
+        pass
+    return worker
+
+
+def test_widget_writes_labels_layer_and_updates_it(make_napari_viewer, qtbot, sample):
+    viewer = make_napari_viewer()
+    img, truth = sample
+    viewer.add_image(img, name="nuclei", scale=(0.5, 0.25), translate=(10, 20))
+    widget = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    assert widget._image.value.name == "nuclei"
+    _run(widget, qtbot)
+    assert widget.last_error is None
+    out = viewer.layers["nuclei TOWER labels"]
+    assert out.data.shape == img.shape and np.issubdtype(out.data.dtype, np.integer)
+    assert tuple(out.scale) == (0.5, 0.25) and tuple(out.translate) == (10, 20)
+    assert average_precision(out.data, truth) > 0.7
+    n_layers = len(viewer.layers)
+    widget._min_size.value = 400  # a second run with other settings updates the same layer
+    _run(widget, qtbot)
+    assert len(viewer.layers) == n_layers
+    assert viewer.layers["nuclei TOWER labels"].data.max() < out.data.max() or out.data.max() == 0
+
+
+def test_widget_never_overwrites_a_painted_or_foreign_layer(make_napari_viewer, qtbot, small_image):
+    viewer = make_napari_viewer()
+    img, _ = small_image
+    viewer.add_image(img, name="cells")
+    mine = viewer.add_labels(np.zeros(img.shape, np.int32), name="cells TOWER labels")
+    mine.data[0:5, 0:5] = 7
+    widget = SegmentWidget(viewer)
+    _run(widget, qtbot)
+    assert mine.data[0:5, 0:5].max() == 7 and mine.data.max() == 7
+    ours = viewer.layers["cells TOWER labels [2]"]
+    # the user paints into our output: the next run must leave it alone too
+    ours.paint((2, 2), 99)
+    before = ours.data.copy()
+    _run(widget, qtbot)
+    assert np.array_equal(ours.data, before)
+    assert "cells TOWER labels [3]" in viewer.layers
+
+
+def test_widget_handles_stacks_and_rgb(make_napari_viewer, qtbot, small_image):
+    viewer = make_napari_viewer()
+    img, _ = small_image
+    viewer.add_image(np.stack([img] * 3), name="movie")
+    widget = SegmentWidget(viewer)
+    widget._axes.value = "TYX"
+    _run(widget, qtbot)
+    lab = viewer.layers["movie TOWER labels"].data
+    assert lab.shape == (3, *img.shape)
+    assert not set(np.unique(lab[0])[1:]) & set(np.unique(lab[1])[1:])
+    rgb = np.stack([(img / img.max() * 255).astype(np.uint8)] * 3, axis=-1)
+    viewer.add_image(rgb, name="rgb", rgb=True)
+    widget._image.value = viewer.layers["rgb"]
+    _run(widget, qtbot)
+    assert viewer.layers["rgb TOWER labels"].data.shape == img.shape
+
+
+def test_bad_layer_reports_error_and_keeps_viewer(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    bad = np.zeros((64, 64), np.float32)
+    bad[3, 3] = np.nan
+    viewer.add_image(bad, name="bad")
+    widget = SegmentWidget(viewer)
+    _run(widget, qtbot)
+    assert "NaN" in widget.last_error
+    assert [l.name for l in viewer.layers] == ["bad"]
+    assert widget._run.enabled
+
+
+def test_cancel_stops_and_leaves_layers_alone(make_napari_viewer, qtbot, small_image):
+    viewer = make_napari_viewer()
+    img, _ = small_image
+    viewer.add_image(np.stack([img] * 40), name="stack")
+    widget = SegmentWidget(viewer)
+    worker = widget.start()
+    # the viewer keeps processing events while the worker runs
+    qtbot.waitUntil(lambda: widget._progress.value >= 1, timeout=60_000)
+    widget.cancel()
+    with qtbot.waitSignal(worker.finished, timeout=30_000):
+        pass
+    assert "cancelled" in widget.last_error
+    assert "stack TOWER labels" not in viewer.layers
+    assert widget._run.enabled
+
+
+def test_sample_data_contribution_loads_image_and_truth(make_napari_viewer):
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-tower", "nuclei")
+    assert {"nuclei", "nuclei ground truth"} <= {l.name for l in viewer.layers}
