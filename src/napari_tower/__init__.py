@@ -9,10 +9,10 @@ try:
 except ImportError:  # running from a source tree that was never built
     __version__ = "0.0.0+unknown"
 
-from .api import TowerModel, list_models, load_model, segment, segment_iter
+from .api import TowerModel, finetune, finetune_iter, list_models, load_model, segment, segment_iter
 from .errors import Cancelled, InputError, ModelError, TowerError
 
 __all__ = [
-    "TowerModel", "list_models", "load_model", "segment", "segment_iter",
+    "TowerModel", "finetune", "finetune_iter", "list_models", "load_model", "segment", "segment_iter",
     "Cancelled", "InputError", "ModelError", "TowerError", "__version__",
 ]

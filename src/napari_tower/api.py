@@ -155,3 +155,59 @@ def segment(
         The model cannot be found or read, or the device is unavailable.
     """
     return run_to_end(segment_iter(image, model, device, axes, **options))
+
+
+def finetune_iter(images, labels, base="default", **kwargs) -> Iterator[Progress]:
+    """Like :func:`finetune`, as a generator of Progress (loss, validation scores).
+
+    The final report's ``result`` is the saved model directory. ``should_stop`` (a
+    callable) ends training early; the model trained so far is still saved.
+    """
+    from .train.finetune import finetune_iter as _finetune_iter
+
+    return _finetune_iter(images, labels, base=base, **kwargs)
+
+
+def finetune(
+    images,
+    labels,
+    base: str | os.PathLike = "default",
+    sparse: bool = False,
+    max_minutes: float | None = 3.0,
+    epochs: int | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    name: str | None = None,
+    output: str | os.PathLike | None = None,
+    **kwargs,
+) -> Path:
+    """Fine-tune a model on a few annotated images and save it.
+
+    Parameters
+    ----------
+    images, labels : array or list of arrays
+        Images and their annotations, same shapes (labels without the colour axis).
+        Stacks and movies are fine: planes holding any annotation are used.
+    base : str or path
+        ``"none"`` (random initialisation), ``"tower"`` (pretrained TOWER weights),
+        ``"default"`` (the bundled segmentation model), a saved model name or directory.
+    sparse : bool
+        False: dense instance labels (0 = background). True: 0 = not annotated (ignored),
+        1 = background, >= 2 = objects (scribbles, partly annotated images).
+    max_minutes, epochs : float, int
+        Time budget, or a number of passes over the annotated pixels (deterministic).
+    seed : int
+    device : {"auto", "cpu", "cuda", "mps"}
+    name, output : str, path
+        Save to ``output`` if given, else to the user model folder under ``name``.
+    **kwargs
+        ``validation=(image, labels)`` to keep the best weights on a held-out plane,
+        ``axes``, ``lr``, ``batch_size``, ``crop``, ``should_stop``.
+
+    Returns
+    -------
+    pathlib.Path
+        The saved model directory; load it with :func:`load_model` or ``--model DIR``.
+    """
+    return run_to_end(finetune_iter(images, labels, base, sparse=sparse, max_minutes=max_minutes, epochs=epochs,
+                                    seed=seed, device=device, name=name, output=output, **kwargs))

@@ -90,6 +90,51 @@ def cmd_segment(args) -> int:
     return 1 if failed else 0
 
 
+def _read_pairs(images: list[str], labels: list[str]):
+    from .errors import InputError
+    from .io.files import read_image
+
+    imgs, labs = expand_inputs(images), expand_inputs(labels)
+    if len(imgs) != len(labs):
+        raise InputError(f"{len(imgs)} images but {len(labs)} label files: give one label file per image, in the same order")
+    out_i, out_l, axes = [], [], None
+    for fi, fl in zip(imgs, labs):
+        im, ax = read_image(fi)
+        lb, _ = read_image(fl)
+        if lb.ndim == 3 and lb.shape[-1] in (3, 4) and im.ndim == 2:
+            raise InputError(f"{fl}: labels must be a single-channel integer image, not RGB")
+        out_i.append(im)
+        out_l.append(lb)
+        axes = axes or ax
+    return out_i, out_l
+
+
+def cmd_finetune(args) -> int:
+    from .api import finetune_iter
+    from .errors import TowerError
+    from .progress import run_to_end
+
+    try:
+        images, labels = _read_pairs(args.images, args.labels)
+        validation = None
+        if args.val_image:
+            vi, vl = _read_pairs([args.val_image], [args.val_labels])
+            validation = (vi[0], vl[0])
+        bar = StderrProgress("finetune:")
+        out = run_to_end(finetune_iter(
+            images, labels, base=args.base, sparse=args.sparse,
+            max_minutes=None if args.epochs else args.max_minutes, epochs=args.epochs,
+            seed=args.seed, device=args.device, axes=args.axes, validation=validation,
+            output=args.output, lr=args.lr,
+        ), bar)
+        bar.close()
+    except TowerError as e:
+        _err(str(e))
+        return 2
+    print(f"saved model to {out}; use it with: napari-tower segment IMAGES -o OUT --model {out}", file=sys.stderr)
+    return 0
+
+
 def cmd_models(args) -> int:
     from .api import list_models
     from .model.weights import read_card, user_models_dir
@@ -124,6 +169,26 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--min-size", type=int, default=None, help="remove objects smaller than this many pixels (default: the model's)")
     s.add_argument("--tile", type=int, default=1024, help="tile side in pixels; lower it to use less memory (default: %(default)s)")
     s.set_defaults(func=cmd_segment)
+
+    f = sub.add_parser("finetune", help="fine-tune a model on a few annotated images", description=(
+        "Fine-tune from a base model on a few annotated images and save the result to OUTPUT "
+        "(weights.safetensors + card.json), usable as 'segment --model OUTPUT'. Planes of stacks "
+        "and movies that hold any annotation are used."))
+    f.add_argument("--images", nargs="+", required=True, metavar="IMG", help="image files (or a folder)")
+    f.add_argument("--labels", nargs="+", required=True, metavar="LAB", help="label files, one per image, same order and shape")
+    f.add_argument("--output", required=True, metavar="DIR", help="model folder to write")
+    f.add_argument("--sparse", action="store_true", help="labels are sparse: 0 = not annotated, 1 = background, >= 2 = objects")
+    f.add_argument("--base", default="default", help="none, tower, default, a saved model name or a model folder (default: %(default)s)")
+    g = f.add_mutually_exclusive_group()
+    g.add_argument("--max-minutes", type=float, default=3.0, help="training time budget (default: %(default)s)")
+    g.add_argument("--epochs", type=int, default=None, help="train for N passes over the annotated pixels instead (deterministic)")
+    f.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    f.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default: %(default)s)")
+    f.add_argument("--val-image", default=None, help="a held-out annotated image: the best weights on it are kept")
+    f.add_argument("--val-labels", default=None, help="labels of --val-image")
+    f.add_argument("--axes", default=None, help="axes of the images, e.g. YX, ZYX, TYX (default: from the file, else guessed)")
+    f.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    f.set_defaults(func=cmd_finetune)
 
     m = sub.add_parser("models", help="list bundled and saved models", description="List the models that --model accepts by name.")
     m.set_defaults(func=cmd_models)

@@ -20,6 +20,7 @@ class Progress:
     loss: float | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     result: Any = None  # set on the final report of a generator
+    preview: Any = None  # optional intermediate output (e.g. labels from the current weights)
 
     @property
     def fraction(self) -> float:

@@ -60,6 +60,9 @@ class SegmentWidget(Container):
         layers = self.viewer.layers.events
         for ev in (layers.inserted, layers.removed, layers.reordered):
             ev.connect(lambda e=None: self._image.reset_choices())
+        from ._events import plugin_events
+
+        plugin_events.models_changed.connect(self.refresh_models)
 
     # choices ------------------------------------------------------------------------
     def _image_layers(self, widget=None):

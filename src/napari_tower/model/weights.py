@@ -130,3 +130,52 @@ def resolve_device(device: str = "auto") -> torch.device:
         return torch.device(device)
     except RuntimeError:
         raise ModelError(f"unknown device {device!r}: use auto, cpu, cuda or mps") from None
+
+
+def export_model(model: str | os.PathLike, zip_path: str | os.PathLike) -> Path:
+    """Pack a model (name or directory) into one .zip file to share."""
+    import zipfile
+
+    src = resolve_model_dir(model)
+    load_network(src)  # never share a model that does not load
+    zip_path = Path(zip_path)
+    if zip_path.suffix.lower() != ".zip":
+        zip_path = zip_path.with_suffix(".zip")
+    zip_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = zip_path.with_name(zip_path.name + ".part")
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.write(src / WEIGHTS, f"{src.name}/{WEIGHTS}")
+        zf.write(src / CARD, f"{src.name}/{CARD}")
+    os.replace(tmp, zip_path)
+    return zip_path
+
+
+def import_model(zip_path: str | os.PathLike, name: str | None = None) -> Path:
+    """Unpack a shared model .zip into the user model folder, after checking it loads."""
+    import shutil
+    import tempfile
+    import zipfile
+
+    zip_path = Path(zip_path)
+    if not zip_path.is_file():
+        raise ModelError(f"{zip_path}: no such file")
+    try:
+        with zipfile.ZipFile(zip_path) as zf:
+            members = [m for m in zf.namelist() if m.endswith((WEIGHTS, CARD))]
+            if len(members) != 2 or any(".." in m or m.startswith("/") for m in members):
+                raise ModelError(f"{zip_path} is not a napari-tower model archive")
+            with tempfile.TemporaryDirectory() as tmp:
+                for m in members:
+                    (Path(tmp) / Path(m).name).write_bytes(zf.read(m))
+                _, card = load_network(Path(tmp))
+                name = name or Path(members[0]).parent.name or card.get("name") or zip_path.stem
+                dest = user_models_dir() / name
+                if (BUNDLED_DIR / name).exists():
+                    raise ModelError(f"'{name}' is the name of a bundled model; import it under another name")
+                dest.mkdir(parents=True, exist_ok=True)
+                for f in (WEIGHTS, CARD):
+                    shutil.copyfile(Path(tmp) / f, dest / (f + ".tmp"))
+                    os.replace(dest / (f + ".tmp"), dest / f)
+    except zipfile.BadZipFile:
+        raise ModelError(f"{zip_path} is not a valid zip file") from None
+    return dest

@@ -79,6 +79,8 @@ def train(
     settings: TrainSettings,
     device: torch.device,
     should_stop: Callable[[], bool] | None = None,
+    preview_fn: Callable[[TowerNet], object] | None = None,
+    preview_every: float = 5.0,
 ) -> Iterator[Progress]:
     torch.manual_seed(settings.seed)
     np.random.seed(settings.seed)
@@ -89,13 +91,24 @@ def train(
     net.to(device).to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     total = settings.max_steps
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=settings.lr, total_steps=total, pct_start=min(0.3, max(0.05, 3 / total)))
     t0 = time.monotonic()
-    deadline = t0 + settings.max_minutes * 60 if settings.max_minutes else None
+    budget = settings.max_minutes * 60 if settings.max_minutes else None
+    deadline = t0 + budget if budget else None
+    warmup = min(0.3, max(0.05, 3 / total))
+
+    def set_lr(step):
+        # warm-up, then cosine decay over whichever runs out first: steps or time budget
+        frac = step / total
+        if budget:
+            frac = max(frac, (time.monotonic() - t0) / budget)
+        f = frac / warmup if frac < warmup else 0.5 * (1 + np.cos(np.pi * min(1.0, (frac - warmup) / (1 - warmup))))
+        for g in opt.param_groups:
+            g["lr"] = settings.lr * max(f, 0.02)
     best_score, best_state, history = None, None, []
     losses: list[float] = []
     stopped = False
     step = 0
+    last_preview = t0
 
     def validate():
         nonlocal best_score, best_state
@@ -108,6 +121,7 @@ def train(
         return m
 
     for step in range(1, total + 1):
+        set_lr(step - 1)
         net.train()
         x, y, v = sampler.batch(settings.batch_size)
         x = x.to(device).contiguous(memory_format=torch.channels_last)
@@ -118,7 +132,6 @@ def train(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        sched.step()
         losses.append(float(loss))
         out_of_time = deadline is not None and time.monotonic() > deadline
         stopped = out_of_time or (should_stop is not None and should_stop())
@@ -129,7 +142,12 @@ def train(
                 metrics = validate()
                 rec.update(metrics)
             history.append(rec)
-            yield Progress(step, total, f"step {step}/{total}", loss=rec["loss"], metrics=metrics)
+            preview = None
+            if preview_fn is not None and time.monotonic() - last_preview > preview_every:
+                net.eval()
+                preview = preview_fn(net)
+                last_preview = time.monotonic()
+            yield Progress(step, total, f"step {step}/{total}", loss=rec["loss"], metrics=metrics, preview=preview)
         if stopped:
             break
     if best_state is not None:

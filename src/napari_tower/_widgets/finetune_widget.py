@@ -1,0 +1,220 @@
+"""Dock widget "Fine-tune TOWER": train on the annotated frames of a Labels layer, in the background."""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+from magicgui.widgets import (
+    CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, Label, LineEdit, ProgressBar, PushButton,
+)
+
+from ..api import finetune_iter, list_models
+from ..errors import Cancelled, TowerError
+from ..model.weights import export_model, import_model
+from ._events import plugin_events
+from ._layers import write_labels_layer
+from ._plot import CurvePlot
+from .segment_widget import AXES_CHOICES, layer_axes
+
+KINDS = [("dense instance labels (0 = background)", False), ("sparse: 0 unannotated, 1 background, >=2 objects", True)]
+
+
+def split_hold_out(labels: np.ndarray, n_lead: int):
+    """(train labels, (plane index, held-out labels)) holding out the last annotated plane."""
+    if n_lead == 0:
+        return labels, None
+    flat = labels.reshape((-1,) + labels.shape[n_lead:])
+    annotated = [i for i in range(flat.shape[0]) if flat[i].any()]
+    if len(annotated) < 2:
+        return labels, None
+    k = annotated[-1]
+    train = labels.copy()
+    train.reshape(flat.shape)[k] = 0
+    return train, (np.unravel_index(k, labels.shape[:n_lead]), flat[k].copy())
+
+
+class FinetuneWidget(Container):
+    def __init__(self, napari_viewer):
+        self.viewer = napari_viewer
+        self._image = ComboBox(label="image", choices=self._layers_of("Image"))
+        self._annotations = ComboBox(label="annotations", choices=self._layers_of("Labels"))
+        self._kind = ComboBox(label="annotation kind", choices=KINDS, value=False)
+        self._axes = ComboBox(label="3D/4D axes", choices=AXES_CHOICES, value=None)
+        self._base = ComboBox(label="start from", choices=self._bases)
+        self._minutes = FloatSpinBox(label="minutes", min=0.1, max=600, step=0.5, value=3.0)
+        self._device = ComboBox(label="device", choices=["auto", "cpu", "cuda", "mps"], value="auto")
+        self._hold_out = CheckBox(text="hold out the last annotated frame for validation", value=False)
+        self._name = LineEdit(label="save as", value="my-nuclei-model")
+        self._train = PushButton(text="Fine-tune")
+        self._cancel = PushButton(text="Stop (keep best)", enabled=False)
+        self._progress = ProgressBar(label="time", min=0, max=100, value=0)
+        self._status = Label(value="")
+        self._export_path = FileEdit(label="export to", mode="w", filter="*.zip", value="")
+        self._export = PushButton(text="Export model")
+        self._import_path = FileEdit(label="import", mode="r", filter="*.zip", value="")
+        self._import = PushButton(text="Import model")
+        super().__init__(widgets=[
+            self._image, self._annotations, self._kind, self._axes, self._base, self._minutes, self._device,
+            self._hold_out, self._name, self._train, self._cancel, self._progress, self._status,
+            self._export_path, self._export, self._import_path, self._import,
+        ])
+        self.plot = CurvePlot("loss")
+        self.native.layout().insertWidget(13, self.plot)
+        self._train.changed.connect(self.start)
+        self._cancel.changed.connect(self.cancel)
+        self._export.changed.connect(self.export)
+        self._import.changed.connect(self.import_)
+        self._stop = threading.Event()
+        self._worker = None
+        self.last_error: str | None = None
+        self.saved_model = None
+        self.previews = 0
+        ev = self.viewer.layers.events
+        for e in (ev.inserted, ev.removed, ev.reordered):
+            e.connect(lambda *_: self.reset_choices())
+        plugin_events.models_changed.connect(self._base.reset_choices)
+
+    def _layers_of(self, kind: str):
+        def choices(widget=None):
+            import napari.layers
+
+            cls = getattr(napari.layers, kind)
+            return [(l.name, l) for l in self.viewer.layers if isinstance(l, cls)]
+
+        return choices
+
+    def _bases(self, widget=None):
+        names = list(list_models())
+        return ["default", "none"] + [n for n in names if n != "default"]
+
+    # training -----------------------------------------------------------------------
+    def start(self, event=None):
+        from napari.qt.threading import create_worker
+
+        image, labels = self._image.value, self._annotations.value
+        if image is None or labels is None:
+            self._report("choose an image layer and an annotation (Labels) layer")
+            return None
+        data = image.data[0] if image.multiscale else image.data
+        axes = layer_axes(image, self._axes.value)
+        lab = np.asarray(labels.data)
+        n_lead = lab.ndim - 2
+        validation = None
+        if self._hold_out.value:
+            lab, held = split_hold_out(lab, n_lead)
+            if held is None:
+                self._report("hold-out needs at least two annotated frames; training without validation")
+            else:
+                idx, vlab = held
+                validation = (np.asarray(data[idx]), vlab)
+        # preview on the frame the user is looking at
+        step = self.viewer.dims.current_step
+        lead_idx = tuple(int(s) for s in step[-(n_lead + 2):-2]) if n_lead else ()
+        preview_image = np.asarray(data[lead_idx]) if n_lead else np.asarray(data)
+        kwargs = dict(
+            base=self._base.value, sparse=self._kind.value, max_minutes=self._minutes.value, device=self._device.value,
+            axes=axes, validation=validation, name=self._name.value.strip() or None, should_stop=self._stop.is_set,
+            preview_image=preview_image, preview_every=5.0,
+        )
+        if validation is not None:
+            kwargs["axes"] = axes
+        self._stop.clear()
+        self.last_error = None
+        self.plot.clear()
+        self._t0 = time.monotonic()
+        budget = self._minutes.value * 60
+
+        def work():
+            saved = None
+            for p in finetune_iter(data, lab, **kwargs):
+                if p.result is not None:
+                    saved = p.result
+                else:
+                    yield p
+            return saved
+
+        def on_yield(p):
+            self._progress.value = min(100, int(100 * (time.monotonic() - self._t0) / budget))
+            self.plot.add("loss", p.step, p.loss)
+            if "dice" in p.metrics:
+                self.plot.add("val dice", p.step, p.metrics["dice"])
+                self.plot.add("val AP50", p.step, p.metrics["ap50"])
+            self._status.value = p.message + (f"  loss {p.loss:.3f}" if p.loss is not None else "")
+            if p.preview is not None:
+                self.previews += 1
+                self._show_preview(image, p.preview, n_lead)
+
+        worker = create_worker(work, _start_thread=False, _connect={
+            "yielded": on_yield, "returned": self._on_done, "errored": self._on_error,
+            "finished": lambda: self._set_running(False),
+        })
+        self._worker = worker
+        self._set_running(True)
+        self._status.value = "preparing annotations…"
+        worker.start()
+        return worker
+
+    def _show_preview(self, image, labels2d, n_lead):
+        name = f"{image.name} TOWER preview"
+        if name in self.viewer.layers:
+            layer = self.viewer.layers[name]
+            if layer.data.shape == labels2d.shape:
+                layer.data = labels2d
+                return
+        self.viewer.add_labels(labels2d, name=name, scale=tuple(image.scale)[-2:], translate=tuple(image.translate)[-2:],
+                               opacity=0.5, metadata={"napari_tower_output": True})
+
+    def cancel(self, event=None):
+        self._stop.set()
+        self._status.value = "stopping; the best model so far will be saved…"
+
+    def _set_running(self, running: bool):
+        self._train.enabled = not running
+        self._cancel.enabled = running
+
+    def _on_done(self, path):
+        self.saved_model = path
+        self._progress.value = 100
+        self._status.value = f"saved '{path.name}' ({path}); pick it in Segment with TOWER"
+        plugin_events.models_changed.emit()
+
+    def _on_error(self, exc):
+        if isinstance(exc, Cancelled):
+            self._report("stopped before any model was saved")
+        elif isinstance(exc, (TowerError, ValueError, MemoryError)):
+            self._report(str(exc) or type(exc).__name__)
+        else:
+            self._report(f"unexpected {type(exc).__name__}: {exc}")
+
+    def _report(self, msg: str):
+        self.last_error = msg
+        self._status.value = msg
+        try:
+            from napari.utils.notifications import show_warning
+
+            show_warning(f"TOWER: {msg}")
+        except Exception:
+            pass
+
+    # sharing --------------------------------------------------------------------------
+    def export(self, event=None):
+        target = str(self._export_path.value)
+        model = self.saved_model or self._base.value
+        if not target or target == ".":
+            self._report("choose a .zip file to export to")
+            return
+        try:
+            out = export_model(model, target)
+            self._status.value = f"exported to {out}"
+        except (TowerError, OSError) as e:
+            self._report(str(e))
+
+    def import_(self, event=None):
+        src = str(self._import_path.value)
+        try:
+            path = import_model(src)
+            self._status.value = f"imported '{path.name}'"
+            plugin_events.models_changed.emit()
+        except (TowerError, OSError) as e:
+            self._report(str(e))

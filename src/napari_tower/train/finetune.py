@@ -1,0 +1,145 @@
+"""Few-shot fine-tuning from a base model on a handful of annotated planes."""
+from __future__ import annotations
+
+import copy
+import math
+import os
+import time
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import InputError, ModelError
+from ..model.network import ArchConfig, TowerNet, count_parameters
+from ..model.weights import load_network, resolve_device, resolve_model_dir, save_model, user_models_dir
+from ..progress import Progress
+from .annotations import annotated_planes, check_convention
+from .trainer import TrainSettings, train
+
+DEFAULT_ARCH = ArchConfig(widths=(12, 24, 48, 96, 192))
+
+
+def base_network(base: str | os.PathLike) -> tuple[TowerNet, str]:
+    """'none' (random init), 'tower' (bundled pretrained), 'default', a name, or a directory."""
+    if str(base) == "none":
+        return TowerNet(copy.deepcopy(DEFAULT_ARCH)), "none"
+    try:
+        path = resolve_model_dir(base)
+    except ModelError:
+        if str(base) == "tower":
+            raise ModelError("the bundled 'tower' pretrained weights are not installed in this version; use --base default or none") from None
+        raise
+    net, card = load_network(path)
+    return net, str(base) if not os.path.isdir(str(base)) else str(card.get("name", path.name))
+
+
+def _as_list(x) -> list:
+    if isinstance(x, (list, tuple)):
+        return list(x)
+    return [x]
+
+
+def finetune_iter(
+    images: Sequence | np.ndarray,
+    labels: Sequence | np.ndarray,
+    base: str | os.PathLike = "default",
+    sparse: bool = False,
+    max_minutes: float | None = 3.0,
+    epochs: int | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    axes: str | None = None,
+    validation: tuple | None = None,
+    name: str | None = None,
+    output: str | os.PathLike | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    lr: float = 1e-3,
+    batch_size: int = 8,
+    crop: int = 128,
+    preview_image: np.ndarray | None = None,
+    preview_every: float = 5.0,
+) -> Iterator[Progress]:
+    """Fine-tune, yielding Progress; the final report's ``result`` is the saved model directory.
+
+    ``validation`` is an optional (image, labels) pair held out for early stopping: the
+    best weights on it are kept. Without it, the last weights are kept.
+    """
+    imgs, labs = _as_list(images), _as_list(labels)
+    if len(imgs) != len(labs):
+        raise InputError(f"{len(imgs)} images but {len(labs)} label images")
+    if not imgs:
+        raise InputError("no images given")
+    check_convention(labs, sparse)
+    samples = []
+    for i, (im, lb) in enumerate(zip(imgs, labs)):
+        samples += annotated_planes(im, lb, axes, sparse, group=f"image {i}")
+    if not any(s.labels.max() > 0 for s in samples):
+        raise InputError("the annotations hold no object: sparse labels need 1 for background and >= 2 for objects (0 = not annotated)")
+    val_samples = None
+    if validation is not None:
+        val_samples = annotated_planes(validation[0], validation[1], axes, sparse, group="validation")
+    if max_minutes is None and epochs is None:
+        raise InputError("give a time budget (max_minutes) or a number of epochs")
+    dev = resolve_device(device)
+    torch.manual_seed(seed)  # before building the network: 'none' starts from a seeded init
+    net, base_name = base_network(base)
+    area = sum(s.image.size if s.valid is None else max(int(s.valid.sum()), crop * crop) for s in samples)
+    steps_per_epoch = max(1, math.ceil(area / (batch_size * crop * crop)))
+    max_steps = epochs * steps_per_epoch if epochs else 100_000
+    settings = TrainSettings(
+        max_steps=max_steps, max_minutes=max_minutes if not epochs else None, batch_size=batch_size, crop=crop,
+        lr=lr if base_name != "none" else 2e-3, seed=seed, val_every=max(steps_per_epoch * 5, 25), log_every=5,
+        scale_range=(0.7, 1.4),
+    )
+    preview_fn = None
+    if preview_image is not None:
+        from ..io.normalize import percentile_normalize, to_single_channel
+        from ..predict.postprocess import instances_from_maps
+        from ..predict.tiling import predict_maps
+
+        rgb = preview_image.ndim == 3 and preview_image.shape[-1] in (3, 4)
+        pimg = percentile_normalize(to_single_channel(np.asarray(preview_image), rgb))
+
+        def preview_fn(n):
+            maps = predict_maps(n, pimg, dev, divisor=n.cfg.divisor)
+            return instances_from_maps(maps[0], maps[2])
+
+    result = None
+    for p in train(net, samples, val_samples, settings, dev, should_stop, preview_fn, preview_every):
+        if p.result is not None:
+            result = p.result
+        else:
+            yield p
+    name = name or f"finetuned-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = Path(output) if output else user_models_dir() / name
+    base_card = {}
+    if base_name != "none":
+        from ..model.weights import read_card
+
+        try:
+            base_card = read_card(resolve_model_dir(base))
+        except ModelError:
+            base_card = {}
+    card = {
+        "name": out.name,
+        "description": f"fine-tuned from {base_name} on {len(samples)} annotated plane(s)",
+        "task": "instance segmentation",
+        "heads": ["foreground", "boundary", "centerness"],
+        "input": base_card.get("input", {"channels": 1, "normalization": "percentile 1-99.8"}),
+        "postprocess": base_card.get("postprocess", {"prob_threshold": 0.5, "seed_threshold": 0.4, "min_size": 15}),
+        "parameters": count_parameters(result.net),
+        "training": {
+            "base": base_name, "sparse": sparse, "n_planes": len(samples), "seed": seed,
+            "steps": result.steps, "seconds": round(result.seconds, 1), "stopped_early": result.stopped_early,
+            "max_minutes": max_minutes, "epochs": epochs, "device": str(dev),
+            "history": result.history[-50:],
+        },
+        "metrics": {"validation": result.history[-1] if val_samples else {}},
+    }
+    if val_samples and result.best_score is not None:
+        card["metrics"]["validation"] = {k: v for k, v in max(
+            (h for h in result.history if "dice" in h), key=lambda h: h["dice"] + h["ap50"]).items()}
+    save_model(result.net, out, card)
+    yield Progress(result.steps, result.steps, f"saved {out}", result=out)

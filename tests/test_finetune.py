@@ -1,0 +1,106 @@
+"""Few-shot fine-tuning through the API and the CLI: conventions, errors, saved models."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tifffile
+
+import napari_tower
+from napari_tower import InputError, ModelError
+from napari_tower.metrics import dice
+from napari_tower.train.annotations import annotated_planes, plane_sample
+
+
+def test_finetune_saves_a_model_that_segments(tmp_path, small_image):
+    img, lab = small_image
+    out = napari_tower.finetune(img, lab, base="default", epochs=3, seed=0, device="cpu", output=tmp_path / "m")
+    card = json.loads((out / "card.json").read_text())
+    assert card["training"]["base"] == "default" and card["training"]["steps"] >= 3
+    labels = napari_tower.segment(img, model=out)
+    assert labels.shape == img.shape and dice(labels, lab) > 0.8
+
+
+def test_same_seed_same_model(tmp_path, small_image):
+    img, lab = small_image
+    a = napari_tower.finetune(img, lab, base="none", epochs=2, seed=3, device="cpu", output=tmp_path / "a")
+    b = napari_tower.finetune(img, lab, base="none", epochs=2, seed=3, device="cpu", output=tmp_path / "b")
+    ma, mb = napari_tower.load_model(a, "cpu"), napari_tower.load_model(b, "cpu")
+    for (ka, va), (kb, vb) in zip(ma.net.state_dict().items(), mb.net.state_dict().items()):
+        assert ka == kb and np.allclose(va.numpy(), vb.numpy(), atol=1e-4), ka
+
+
+def test_only_annotated_planes_are_used(small_image):
+    img, lab = small_image
+    stack_img = np.stack([img, img, img])
+    stack_lab = np.stack([np.zeros_like(lab), lab, np.zeros_like(lab)])
+    samples = annotated_planes(stack_img, stack_lab, "TYX")
+    assert len(samples) == 1
+
+
+def test_sparse_labels_ignore_unannotated_pixels(small_image):
+    _, lab = small_image
+    sparse = np.zeros_like(lab, dtype=np.int32)
+    sparse[:40, :] = 1  # background marked in a band
+    ids = [i for i in np.unique(lab) if i][::2]
+    for i in ids:  # every other nucleus
+        sparse[lab == i] = i + 1
+    s = plane_sample(np.zeros(lab.shape, np.float32), sparse, sparse=True)
+    assert s.valid.sum() == (sparse > 0).sum()
+    assert s.targets[0][s.valid].sum() == sum((lab == i).sum() for i in ids)
+    assert s.labels.max() == len(ids)
+
+
+@pytest.mark.parametrize(
+    "labels, sparse, match",
+    [
+        (np.zeros((160, 192), np.int32), False, "no annotation"),
+        (np.ones((10, 10), np.int32), False, "do not match"),
+        (np.full((160, 192), -1), False, "negative"),
+        (np.full((160, 192), 0.5), False, "integers"),
+        ("background-as-1", False, "sparse mode"),
+        ("ones-only", True, "need 1 for background"),
+    ],
+)
+def test_bad_annotations_get_one_clear_error(small_image, labels, sparse, match):
+    lab = small_image[1]
+    if isinstance(labels, str):
+        labels = np.where(lab > 0, lab + 1, 1) if labels == "background-as-1" else (lab > 0).astype(np.int32) * 0 + 1
+    with pytest.raises(InputError, match=match):
+        napari_tower.finetune(small_image[0], labels, epochs=1, sparse=sparse, device="cpu")
+
+
+def test_unknown_base(small_image):
+    with pytest.raises(ModelError, match="unknown model"):
+        napari_tower.finetune(*small_image, base="nope", epochs=1, device="cpu")
+
+
+def test_export_import_round_trip(tmp_path, small_image):
+    from napari_tower.model.weights import export_model, import_model
+
+    out = napari_tower.finetune(*small_image, epochs=1, device="cpu", output=tmp_path / "shared-model")
+    z = export_model(out, tmp_path / "share.zip")
+    path = import_model(z)
+    assert path.name == "shared-model" and "shared-model" in napari_tower.list_models()
+    (tmp_path / "bad.zip").write_bytes(b"not a zip")
+    with pytest.raises(ModelError, match="not a valid zip"):
+        import_model(tmp_path / "bad.zip")
+
+
+def test_cli_finetune_then_segment(tmp_path, small_image):
+    img, lab = small_image
+    tifffile.imwrite(tmp_path / "img.tif", img)
+    tifffile.imwrite(tmp_path / "lab.tif", lab)
+    run = lambda *a: subprocess.run([sys.executable, "-m", "napari_tower.cli", *map(str, a)], capture_output=True, text=True, timeout=600)
+    r = run("finetune", "--images", tmp_path / "img.tif", "--labels", tmp_path / "lab.tif", "--output", tmp_path / "m",
+            "--epochs", "2", "--seed", "0", "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    r = run("segment", tmp_path / "img.tif", "-o", tmp_path / "out", "--model", tmp_path / "m")
+    assert r.returncode == 0, r.stderr
+    assert tifffile.imread(tmp_path / "out" / "img.tif").shape == img.shape
+    tifffile.imwrite(tmp_path / "small.tif", lab[:50])
+    r = run("finetune", "--images", tmp_path / "img.tif", "--labels", tmp_path / "small.tif", "--output", tmp_path / "m2", "--epochs", "1")
+    assert r.returncode == 2 and "do not match" in r.stderr and "Traceback" not in r.stderr
