@@ -135,6 +135,42 @@ def cmd_finetune(args) -> int:
     return 0
 
 
+def cmd_pretrain(args) -> int:
+    missing = [p for p in args.images if not Path(p).exists()]
+    if missing:
+        _err(f"{missing[0]}: no such file or folder")
+        return 2
+    from .errors import TowerError
+    from .progress import run_to_end
+    from .ssl.data import data_manifest, load_planes
+    from .ssl.pretrain import make_config, pretrain_iter
+
+    try:
+        cfg = make_config(
+            method=args.method, seed=args.seed, use_proxy=not args.no_proxy, use_nce=not args.no_nce,
+            use_restore=not args.no_restore,
+            **{k: v for k, v in (("batch_size", args.batch_size), ("crop", args.crop), ("lr", args.lr)) if v is not None},
+        )
+        max_minutes = args.max_minutes
+        if args.max_steps is None and max_minutes is None:
+            max_minutes = 30.0
+        planes, files = load_planes(args.images, warn=lambda m: print(f"napari-tower: warning: {m}", file=sys.stderr, flush=True))
+        print(f"pretrain: {len(planes)} plane(s) from {len(files)} file(s), method {cfg.method}", file=sys.stderr, flush=True)
+        bar = StderrProgress("pretrain:")
+        out = run_to_end(pretrain_iter(
+            planes, cfg, args.device, args.output, max_steps=args.max_steps, max_minutes=max_minutes,
+            resume=args.resume, manifest=data_manifest(files),
+        ), bar)
+        bar.close()
+    except TowerError as e:
+        _err(str(e))
+        return 2
+    print(f"saved pretrained model to {out}; fine-tune it with: napari-tower finetune --base {out} --images ... --labels ... --output ...",
+          file=sys.stderr)
+    print(out)
+    return 0
+
+
 def cmd_models(args) -> int:
     from .api import list_models
     from .model.weights import read_card, user_models_dir
@@ -189,6 +225,28 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--axes", default=None, help="axes of the images, e.g. YX, ZYX, TYX (default: from the file, else guessed)")
     f.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     f.set_defaults(func=cmd_finetune)
+
+    pt = sub.add_parser("pretrain", help="self-supervised pretraining on unlabelled images", description=(
+        "Pretrain the network on unlabelled images (every plane of 2D images, RGB, stacks and movies) "
+        "and save it to OUTPUT (weights.safetensors + card.json) as a base for 'finetune --base OUTPUT'. "
+        "tower = the TOWER method (restore corrupted views + InfoNCE); simclr and byol are the baselines. "
+        "A checkpoint is written to OUTPUT every minute; --resume continues from it. "
+        "Without --max-steps or --max-minutes, trains for 30 minutes."))
+    pt.add_argument("--images", nargs="+", required=True, metavar="PATH", help="image files or folders (not recursive); unreadable files are skipped with a warning")
+    pt.add_argument("--output", required=True, metavar="DIR", help="model folder to write (checkpoints go there too)")
+    pt.add_argument("--method", default="tower", choices=["tower", "simclr", "byol"], help="pretraining method (default: %(default)s)")
+    pt.add_argument("--max-steps", type=int, default=None, help="stop after N steps in all (counting steps before a --resume)")
+    pt.add_argument("--max-minutes", type=float, default=None, help="stop after M minutes of training in all (default: 30 when no --max-steps)")
+    pt.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoint.safetensors (same settings needed)")
+    pt.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="auto = CUDA, then MPS, then CPU")
+    pt.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    pt.add_argument("--batch-size", type=int, default=None, help="regions per step, two views each (default: 16)")
+    pt.add_argument("--crop", type=int, default=None, help="view side in pixels, a multiple of 16 (default: 128)")
+    pt.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 1e-3)")
+    pt.add_argument("--no-proxy", action="store_true", help="ablation (tower): no proxy-task corruption, plain augmented views")
+    pt.add_argument("--no-nce", action="store_true", help="ablation (tower): no InfoNCE term")
+    pt.add_argument("--no-restore", action="store_true", help="ablation (tower): no restoration term")
+    pt.set_defaults(func=cmd_pretrain)
 
     m = sub.add_parser("models", help="list bundled and saved models", description="List the models that --model accepts by name.")
     m.set_defaults(func=cmd_models)

@@ -1,0 +1,61 @@
+"""Screenshots of the widgets from real runs (run under Xvfb: xvfb-run -s '-screen 0 1600x1000x24').
+
+    python scripts/screenshot.py segment docs/screenshot_segment.png
+    python scripts/screenshot.py finetune docs/screenshot_finetune.png [--minutes 1]
+"""
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+
+def wait_for(worker, app):
+    done = []
+    worker.finished.connect(lambda: done.append(1))
+    while not done:
+        app.processEvents()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("which", choices=["segment", "finetune"])
+    ap.add_argument("out")
+    ap.add_argument("--minutes", type=float, default=1.0)
+    args = ap.parse_args()
+    import napari
+    from qtpy.QtWidgets import QApplication
+
+    from napari_tower._sample_data import sample_image, sample_labels
+    from napari_tower._widgets.finetune_widget import FinetuneWidget
+    from napari_tower._widgets.segment_widget import SegmentWidget
+
+    viewer = napari.Viewer(title="napari-tower")
+    viewer.window._qt_window.resize(1500, 950)
+    app = QApplication.instance()
+    img = sample_image()
+    viewer.add_image(img, name="nuclei")
+    seg = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(seg, name="Segment with TOWER", area="right")
+    wait_for(seg.start(), app)
+    if args.which == "finetune":
+        viewer.layers["nuclei TOWER labels"].visible = False
+        truth = sample_labels()
+        viewer.add_labels(truth, name="my annotations")
+        ft = FinetuneWidget(viewer)
+        viewer.window.add_dock_widget(ft, name="Fine-tune TOWER", area="right", tabify=False)
+        ft._image.value = viewer.layers["nuclei"]
+        ft._annotations.value = viewer.layers["my annotations"]
+        ft._minutes.value = args.minutes
+        ft._name.value = "sample-finetuned"
+        viewer.layers["my annotations"].visible = False
+        wait_for(ft.start(), app)
+    for _ in range(20):
+        app.processEvents()
+    viewer.screenshot(args.out, canvas_only=False)
+    print("wrote", args.out)
+    viewer.close()
+
+
+if __name__ == "__main__":
+    main()
