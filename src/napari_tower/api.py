@@ -211,3 +211,39 @@ def finetune(
     """
     return run_to_end(finetune_iter(images, labels, base, sparse=sparse, max_minutes=max_minutes, epochs=epochs,
                                     seed=seed, device=device, name=name, output=output, **kwargs))
+
+
+def pretrain_iter(images, output: str | os.PathLike, method: str = "tower", max_minutes: float | None = 30.0,
+                  max_steps: int | None = None, device: str = "auto", resume: bool = False,
+                  should_stop: Callable[[], bool] | None = None, **config) -> Iterator[Progress]:
+    """Like :func:`pretrain`, as a generator of Progress; the final ``result`` is the model folder."""
+    from .ssl.data import collect_planes
+    from .ssl.pretrain import make_config, pretrain_iter as _pretrain_iter
+
+    planes = collect_planes(images if isinstance(images, (list, tuple)) else [images])
+    cfg = make_config(method=method, **config)
+    return _pretrain_iter(planes, cfg, device, output, max_steps=max_steps, max_minutes=max_minutes,
+                          resume=resume, should_stop=should_stop)
+
+
+def pretrain(images, output: str | os.PathLike, method: str = "tower", max_minutes: float | None = 30.0,
+             max_steps: int | None = None, device: str = "auto", resume: bool = False, **config) -> Path:
+    """Self-supervised TOWER pretraining on unlabelled images (no annotation needed).
+
+    Parameters
+    ----------
+    images : list of arrays and/or paths
+        2D images, RGB stains, stacks and movies (every plane is a sample); files and folders.
+    output : path
+        Model folder: checkpoints while running, then ``weights.safetensors`` + ``card.json``.
+        Use it as ``base`` in :func:`finetune`.
+    method : {"tower", "simclr", "byol"}
+    max_minutes, max_steps : budget (the whole run, across resumptions).
+    resume : bool
+        Continue from the checkpoint in ``output``.
+    **config
+        :class:`napari_tower.ssl.pretrain.PretrainConfig` fields (``lambda_nce``,
+        ``temperature``, ``crop``, ``batch_size``, ``lr``, ``use_proxy``, ``use_nce``,
+        ``use_restore``, ``seed``).
+    """
+    return run_to_end(pretrain_iter(images, output, method, max_minutes, max_steps, device, resume, **config))

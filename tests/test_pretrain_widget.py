@@ -1,0 +1,33 @@
+"""The "Pretrain TOWER on my images" widget: runs in the background, saves a base for fine-tuning."""
+from __future__ import annotations
+
+import pytest
+
+from napari_tower._widgets.finetune_widget import FinetuneWidget
+from napari_tower._widgets.pretrain_widget import PretrainWidget
+from napari_tower.train.finetune import base_network
+
+pytestmark = pytest.mark.gui
+
+
+def test_pretrain_from_layers_then_offer_as_base(make_napari_viewer, qtbot, small_image):
+    viewer = make_napari_viewer()
+    viewer.add_image(small_image[0], name="unlabelled")
+    ft = FinetuneWidget(viewer)
+    w = PretrainWidget(viewer)
+    w._layers.value = [viewer.layers["unlabelled"]]
+    w._minutes.value = 0.1
+    w._name.value = "my-tower"
+    worker = w.start()
+    with qtbot.waitSignal(worker.finished, timeout=120_000):
+        pass
+    assert w.last_error is None, w.last_error
+    assert w.saved_model is not None and w.saved_model.name == "my-tower"
+    assert len(w.plot.series.get("loss", [])) >= 1
+    net, name = base_network(w.saved_model)
+    assert "my-tower" in ft._base.choices
+
+
+def test_nothing_chosen_is_reported(make_napari_viewer):
+    w = PretrainWidget(make_napari_viewer())
+    assert w.start() is None and "choose image layers" in w.last_error
