@@ -53,9 +53,16 @@ from unittest import mock
 import numpy as np
 
 from . import segmentation as _seg
-from .peers import (CELLPOSE_METHOD, OTSU_METHOD, RF_METHOD, RFPixelClassifier, cellpose_available,
-                    cellpose_fit_predict, cellpose_warmup)
 from .baselines import classical_segment
+from .peers import (
+    CELLPOSE_METHOD,
+    OTSU_METHOD,
+    RF_METHOD,
+    RFPixelClassifier,
+    cellpose_available,
+    cellpose_fit_predict,
+    cellpose_warmup,
+)
 from .segmentation import MODALITIES, _f, _read, log, machine
 
 START = "<!-- few-shot-benchmark:start -->"
@@ -88,7 +95,10 @@ def split_rows(root: Path) -> tuple[dict, dict]:
     from napari_tower.train.data import dsb_index, dsb_split
 
     train, val = dsb_split(dsb_index(root))
-    by = lambda rows: {m: [r for r in rows if r["modality"] == m] for m in MODALITIES}  # noqa: E731
+
+    def by(rows):
+        return {m: [r for r in rows if r["modality"] == m] for m in MODALITIES}
+
     return by(train), by(val)
 
 
@@ -113,8 +123,8 @@ def axes_of(images: list[np.ndarray]) -> str | None:
 def score(preds: list[np.ndarray], trues: list[np.ndarray]) -> dict:
     from napari_tower.metrics import average_precision, dice
 
-    d = [dice(p, t) for p, t in zip(preds, trues)]
-    a = [average_precision(p, t, 0.5) for p, t in zip(preds, trues)]
+    d = [dice(p, t) for p, t in zip(preds, trues, strict=True)]
+    a = [average_precision(p, t, 0.5) for p, t in zip(preds, trues, strict=True)]
     return {"dice": d, "ap50": a, "dice_mean": float(np.mean(d)), "ap50_mean": float(np.mean(a))}
 
 
@@ -187,7 +197,7 @@ class Runner:
             return
         try:
             preds, train_s, pred_s, extra = fn()
-        except Exception as e:  # keep the benchmark going; the failure is reported
+        except Exception as e:  # noqa: BLE001  (keep the benchmark going; the failure is reported)
             self.note(f"{modality}, {method_label(method)}, k={k}, draw {draw} failed: {type(e).__name__}: {e}")
             return
         run = dict(base, train_seconds=float(train_s), predict_seconds=float(pred_s), extra=extra)
@@ -276,11 +286,13 @@ class Runner:
                                 continue
                             self.checked_bases.add(base_name)
                         self.run(modality, f"tower:{base_name}", k, draw, rows, val_rows,
-                                 lambda b=base_name: self.tower(b, imgs, labs, draw))
+                                 lambda b=base_name, i=imgs, lb=labs, d=draw: self.tower(b, i, lb, d))
                 if "rf" in a.methods:
-                    self.run(modality, "rf", k, draw, rows, val_rows, lambda: self.rf(imgs, labs, draw))
+                    self.run(modality, "rf", k, draw, rows, val_rows,
+                             lambda i=imgs, lb=labs, d=draw: self.rf(i, lb, d))
                 if "cellpose" in a.methods and self.cellpose_ok:
-                    self.run(modality, "cellpose", k, draw, rows, val_rows, lambda: self.cellpose(imgs, labs, draw))
+                    self.run(modality, "cellpose", k, draw, rows, val_rows,
+                             lambda i=imgs, lb=labs, d=draw: self.cellpose(i, lb, d))
 
 
 # --- aggregation and report -----------------------------------------------------------------
@@ -298,7 +310,9 @@ def aggregate(runs: list[dict]) -> dict:
     for (m, meth, k), rs in groups.items():
         d = np.array([r["dice_mean"] for r in rs])
         a = np.array([r["ap50_mean"] for r in rs])
-        sd = lambda x: float(np.std(x, ddof=1)) if len(x) > 1 else 0.0  # noqa: E731
+        def sd(x):
+            return float(np.std(x, ddof=1)) if len(x) > 1 else 0.0
+
         out.setdefault(m, {}).setdefault(meth, {})[k] = {
             "dice": (float(d.mean()), sd(d)), "ap50": (float(a.mean()), sd(a)),
             "train_s": float(np.mean([r["train_seconds"] for r in rs])),
@@ -334,15 +348,16 @@ def render(agg: dict, args, info: dict, notes: list[str], plot_rel: str | None) 
     lines = [
         "## Few-shot benchmark",
         "",
-        f"- Date: {info['date']} — {prof}: budget {a.minutes:g} min of CPU training per run, {a.draws} draw(s) "
-        f"per k, k in {{{', '.join(map(str, a.ks))}}}, up to {a.val_images or 'all'} validation images per modality",
+        (f"- Date: {info['date']} — {prof}: budget {a.minutes:g} min of CPU training per run, {a.draws} draw(s) "
+         f"per k, k in {{{', '.join(map(str, a.ks))}}}, up to {a.val_images or 'all'} validation images "
+         "per modality"),
         f"- Machine: {mach['cpu']}, {mach['logical_cpus']} logical CPUs ({mach['usable_cpus']} usable); "
         f"torch {mach['torch']} ({mach['torch_threads']} threads), napari-tower {mach['napari_tower']}"
         + (f"; load average at start {mach['load'][0]:.2f}" if mach["load"] else ""),
         f"- cellpose: {info['cellpose']}",
         f"- Reproduce (from the repository root): `{a.command}`",
         "",
-        "Training images: k drawn at random from the train part of the fixed dsb2018 split "
+        ("Training images: k drawn at random from the train part of the fixed dsb2018 split "
         "(`napari_tower.train.data.dsb_split`), per modality, nested (the k=1 set is in the k=2 set, in the "
         "k=5 set); every method sees the same draws. Scores: mean over the fixed validation images of that "
         "modality (the first N of the split's validation part) of foreground Dice and AP@0.5 "
@@ -351,7 +366,7 @@ def render(agg: dict, args, info: dict, notes: list[str], plot_rel: str | None) 
         "including its target preparation and saving; RF: features + fit; cellpose: flows + training, "
         "stopped at the same budget). Methods without training are shown once, in the k columns unchanged. "
         "The bundled `default` model was validated on this split's validation part; it may have seen "
-        "train-split images in its own training, so `base default` measures adapting an in-domain model.",
+        "train-split images in its own training, so `base default` measures adapting an in-domain model."),
         "",
     ]
     ks = list(a.ks)
@@ -360,7 +375,8 @@ def render(agg: dict, args, info: dict, notes: list[str], plot_rel: str | None) 
             continue
         n_val = next(iter(next(iter(agg[m].values())).values()))["n_val"]
         lines += [f"### {m} ({n_val} validation images)", ""]
-        head = "| method | " + " | ".join(f"k={k} Dice | k={k} AP@0.5 | k={k} train s" for k in ks) + " | predict s/image |"
+        head = ("| method | " + " | ".join(f"k={k} Dice | k={k} AP@0.5 | k={k} train s" for k in ks)
+                + " | predict s/image |")
         lines += [head, "|---|" + "---:|" * (3 * len(ks) + 1)]
         for meth in method_order(agg[m].keys()):
             cells = []
@@ -399,7 +415,7 @@ def plot(agg: dict, ks: list[int], path: Path) -> None:
 
     mods = [m for m in MODALITIES if m in agg]
     fig, axes = plt.subplots(1, len(mods), figsize=(4.6 * len(mods), 3.8), squeeze=False, sharey=True)
-    for ax, m in zip(axes[0], mods):
+    for ax, m in zip(axes[0], mods, strict=True):
         for meth in method_order(agg[m].keys()):
             per_k = agg[m][meth]
             label = short_label(meth)
@@ -418,7 +434,7 @@ def plot(agg: dict, ks: list[int], path: Path) -> None:
     axes[0][0].set_ylabel("AP@0.5 (validation)")
     handles, labels = axes[0][0].get_legend_handles_labels()
     for ax in axes[0][1:]:
-        for h, lb in zip(*ax.get_legend_handles_labels()):
+        for h, lb in zip(*ax.get_legend_handles_labels(), strict=True):
             if lb not in labels:
                 handles.append(h)
                 labels.append(lb)
@@ -457,7 +473,8 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"training budget per run, minutes (full: {FULL['minutes']:g})")
     ap.add_argument("--draws", type=int, default=None, help=f"random draws per k (full: {FULL['draws']})")
     ap.add_argument("--ks", default=None, help=f"comma-separated k values (default {FULL['ks']})")
-    ap.add_argument("--bases", default="none,default,tower", help="TOWER bases to fine-tune from (default: %(default)s)")
+    ap.add_argument("--bases", default="none,default,tower",
+                    help="TOWER bases to fine-tune from (default: %(default)s)")
     ap.add_argument("--methods", default=",".join(ALL_METHODS), help="subset of %(default)s")
     ap.add_argument("--modalities", default=",".join(MODALITIES), help="subset of %(default)s")
     ap.add_argument("--val-images", type=int, default=None,
@@ -479,7 +496,8 @@ def main(argv: list[str] | None = None) -> int:
     args.bases = _csv(args.bases)
     args.methods = _csv(args.methods)
     args.modalities = _csv(args.modalities)
-    for name, values, allowed in (("--methods", args.methods, ALL_METHODS), ("--modalities", args.modalities, MODALITIES)):
+    for name, values, allowed in (("--methods", args.methods, ALL_METHODS),
+                                  ("--modalities", args.modalities, MODALITIES)):
         bad = [v for v in values if v not in allowed]
         if bad:
             ap.error(f"{name}: unknown {bad}; choose from {list(allowed)}")
@@ -501,7 +519,7 @@ def main(argv: list[str] | None = None) -> int:
     if cp_ok:
         try:
             log(f"cellpose warm-up (numba compilation, outside the timed runs): {cellpose_warmup():.1f}s")
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001  (an optional peer: any failure skips it, with the reason)
             cp_ok, cp_msg = False, f"cellpose {cp_msg} failed its warm-up ({type(e).__name__}: {e})"
             runner.note(f"cellpose skipped: {cp_msg}")
     runner.cellpose_ok = cp_ok

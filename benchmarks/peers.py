@@ -111,13 +111,13 @@ class RFPixelClassifier:
     min_size: int = 15
     forest: object = field(default=None, repr=False)
 
-    def fit(self, images, labels) -> "RFPixelClassifier":
+    def fit(self, images, labels) -> RFPixelClassifier:
         from sklearn.ensemble import RandomForestClassifier
 
         rng = np.random.default_rng(self.seed)
         per_image = max(1, self.max_pixels // max(1, len(images)))
         xs, ys = [], []
-        for img, lab in zip(images, labels):
+        for img, lab in zip(images, labels, strict=True):
             feats = pixel_features(to_gray(img))
             cls = pixel_classes(lab).ravel()
             feats = feats.reshape(-1, feats.shape[-1])
@@ -152,13 +152,13 @@ def cellpose_available() -> tuple[bool, str]:
     try:
         import cellpose
         from cellpose import models, train  # noqa: F401
-    except Exception as e:  # ImportError, or a broken dependency
+    except Exception as e:  # noqa: BLE001  (ImportError, or a broken dependency of an optional peer)
         return False, f"cellpose could not be imported ({type(e).__name__}: {e})"
     try:
         from importlib.metadata import version
 
         v = version("cellpose")
-    except Exception:
+    except Exception:  # noqa: BLE001
         v = getattr(cellpose, "__version__", "unknown")
     if not str(v).startswith("3."):
         return False, f"cellpose {v} is installed; this benchmark drives the 3.x API (CellposeModel + train_seg)"

@@ -132,7 +132,7 @@ def train(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
         out_of_time = deadline is not None and time.monotonic() > deadline
         stopped = out_of_time or (should_stop is not None and should_stop())
         if step % settings.log_every == 0 or step == total or stopped:
