@@ -358,12 +358,12 @@ def test_a_failed_checkpoint_write_leaves_the_previous_one(tmp_path, planes, mon
 
 
 def test_pretrained_model_loads_as_a_finetuning_base(tmp_path, planes):
-    from napari_tower.train.finetune import DEFAULT_ARCH, base_network
+    from napari_tower.train.finetune import base_network, default_arch
 
     out = tmp_path / "pre"
     _run(planes, out, max_steps=1)
     net, name = base_network(str(out))
-    assert net.cfg.widths == DEFAULT_ARCH.widths and name == "pre"
+    assert net.cfg.widths == default_arch().widths and name == "pre"
     with torch.no_grad():
         assert net.eval()(torch.zeros(1, 1, 32, 32)).shape == (1, 3, 32, 32)
 

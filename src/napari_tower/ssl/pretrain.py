@@ -7,7 +7,7 @@ Methods (``PretrainConfig.method``):
     optimised together ("correlated optimisation"):
     ``L = MSE(restore(view1), clean1) + MSE(restore(view2), clean2) + lambda * InfoNCE(proj(view1), proj(view2))``,
     where ``clean_i`` is view i before corruption (same crop, flip, rotation and intensity
-    jitter), ``restore = restore_head(decoder(encoder(.)))`` and ``proj = proj_head(pool(encoder(.)))``.
+    jitter), ``restore = restore_head(decode(encoder(.)))`` and ``proj = proj_head(pool(encoder(.)))``.
     Ablations: ``use_proxy=False`` feeds the plain augmented views (restoring them is then
     the identity, a trivial task that teaches the decoder little: the ablation measures
     what the proxy tasks add), ``use_nce=False`` drops the InfoNCE term,
@@ -235,9 +235,9 @@ def _restore(tensors: dict, state: dict, modules: dict[str, nn.Module], opt: tor
 
 
 def _default_net() -> TowerNet:
-    from ..train.finetune import DEFAULT_ARCH
+    from ..train.finetune import default_arch
 
-    return TowerNet(copy.deepcopy(DEFAULT_ARCH))
+    return TowerNet(default_arch())
 
 
 def _check_planes(planes: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -403,7 +403,7 @@ def pretrain_iter(
                 z = byol.target_projection(x)
             else:
                 proj = _project(net, feats)
-                rest = net.restore_head(net.decoder(feats)) if use_restore else None
+                rest = net.restore_head(net.decode(x, feats)) if use_restore else None
         if cfg.method == "byol":
             parts["byol"] = byol_loss(p[:b], z[b:]) + byol_loss(p[b:], z[:b])
             loss = parts["byol"]

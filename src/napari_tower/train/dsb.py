@@ -19,7 +19,12 @@ from ..progress import run_to_end
 from .data import dsb_index, dsb_split, load_dsb_samples
 from .trainer import TrainSettings, evaluate, train
 
-DEFAULT_WIDTHS = (12, 24, 48, 96, 192)
+ARCHS = {
+    # full-resolution U-Net trunk
+    "unet": dict(widths=(12, 24, 48, 96, 192)),
+    # half-resolution trunk + full-resolution refinement: ~3x less compute per pixel
+    "fast": dict(widths=(16, 32, 64, 128, 256), stem_stride=2, decoder="light", refine_width=8),
+}
 GROUP_WEIGHTS = {"fluorescence": 0.55, "histology": 0.3, "brightfield": 0.15}
 
 
@@ -34,6 +39,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--base", default="none", help="none, or a model name/directory to start from")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--arch", default="unet", choices=sorted(ARCHS), help="network layout when --base none")
     args = ap.parse_args(argv)
 
     rows = dsb_index(args.data)
@@ -43,7 +49,7 @@ def main(argv=None) -> int:
     print(f"loaded {len(train_s)} train / {len(val_s)} val images in {time.time() - t0:.0f}s", file=sys.stderr)
     device = resolve_device(args.device)
     if args.base == "none":
-        net = TowerNet(ArchConfig(widths=DEFAULT_WIDTHS))
+        net = TowerNet(ArchConfig(**ARCHS[args.arch]))
     else:
         net, _ = load_network(resolve_model_dir(args.base))
     settings = TrainSettings(

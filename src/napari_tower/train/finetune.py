@@ -18,13 +18,20 @@ from ..progress import Progress
 from .annotations import annotated_planes, check_convention
 from .trainer import TrainSettings, train
 
-DEFAULT_ARCH = ArchConfig(widths=(12, 24, 48, 96, 192))
+def default_arch() -> ArchConfig:
+    """The bundled default model's architecture, so 'none' and 'default' compare like for like."""
+    from ..model.weights import BUNDLED_DIR, read_card
+
+    try:
+        return ArchConfig.from_dict(read_card(BUNDLED_DIR / "default")["architecture"])
+    except (ModelError, KeyError, TypeError):
+        return ArchConfig(widths=(12, 24, 48, 96, 192))
 
 
 def base_network(base: str | os.PathLike) -> tuple[TowerNet, str]:
     """'none' (random init), 'tower' (bundled pretrained), 'default', a name, or a directory."""
     if str(base) == "none":
-        return TowerNet(copy.deepcopy(DEFAULT_ARCH)), "none"
+        return TowerNet(default_arch()), "none"
     try:
         path = resolve_model_dir(base)
     except ModelError:
