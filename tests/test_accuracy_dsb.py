@@ -15,7 +15,7 @@ from napari_tower.train.data import dsb_index, dsb_split, read_dsb
 pytestmark = [pytest.mark.data, pytest.mark.slow]
 
 # modality: (images scored, min mean Dice, min mean AP@0.5)
-THRESHOLDS = {"fluorescence": (8, 0.85, 0.70), "histology": (6, 0.75, 0.45), "brightfield": (2, 0.70, 0.35)}
+THRESHOLDS = {"fluorescence": (8, 0.85, 0.70), "histology": (6, 0.75, 0.45), "brightfield": (2, 0.55, 0.25)}
 
 
 @pytest.mark.parametrize("modality", sorted(THRESHOLDS))
