@@ -109,3 +109,10 @@ def test_missing_gpu_is_a_clear_error():
         pytest.skip("a CUDA GPU is present")
     with pytest.raises(ModelError, match="no CUDA GPU"):
         napari_tower.load_model("default", device="cuda")
+
+
+def test_scale_keeps_the_output_shape_and_finds_the_same_nuclei(model, small_image):
+    img, truth = small_image
+    lab = napari_tower.segment(img, model=model, scale=1.5)
+    assert lab.shape == img.shape
+    assert dice(lab, truth) > 0.8

@@ -19,4 +19,6 @@ class PredictConfig(PostprocessConfig):
     tile: int = Field(1024, ge=64, le=8192, description="tile side in pixels; memory scales with its square")
     overlap: int = Field(64, ge=0, le=512)
     precision: Literal["auto", "fp32"] = "auto"
+    scale: float = Field(1.0, ge=0.25, le=4.0, description="resize planes by this factor before the network "
+                         "(2 for nuclei under ~15 px across; labels come back at the input's size)")
     stitch_threshold: float = Field(0.25, ge=0.0, le=1.0, description="IoU linking objects between z planes")

@@ -42,6 +42,8 @@ class SegmentWidget(Container):
         self._device = ComboBox(label="device", choices=["auto", "cpu", "cuda", "mps"], value="auto")
         self._prob = FloatSpinBox(label="probability", min=0.05, max=0.95, step=0.05, value=0.5, tooltip="foreground probability cut-off")
         self._min_size = SpinBox(label="min size (px)", min=0, max=100000, value=15, tooltip="smaller objects are removed")
+        self._scale = FloatSpinBox(label="scale", min=0.25, max=4.0, step=0.25, value=1.0,
+                                   tooltip="resize before segmenting; 2 helps nuclei under ~15 px across")
         self._axes = ComboBox(label="3D/4D axes", choices=AXES_CHOICES, value=None)
         self._run = PushButton(text="Segment with TOWER")
         self._cancel = PushButton(text="Cancel", enabled=False)
@@ -49,7 +51,7 @@ class SegmentWidget(Container):
         self._status = Label(value="")
         super().__init__(widgets=[
             self._image, self._model, self._model_dir, self._device, self._prob, self._min_size,
-            self._axes, self._run, self._cancel, self._progress, self._status,
+            self._scale, self._axes, self._run, self._cancel, self._progress, self._status,
         ])
         self._run.changed.connect(self.start)
         self._cancel.changed.connect(self.cancel)
@@ -106,7 +108,7 @@ class SegmentWidget(Container):
             return None
         data = layer.data[0] if layer.multiscale else layer.data
         axes = layer_axes(layer, self._axes.value)
-        options = dict(prob_threshold=self._prob.value, min_size=self._min_size.value)
+        options = dict(prob_threshold=self._prob.value, min_size=self._min_size.value, scale=self._scale.value)
         self._stop.clear()
         self.last_error = None
 

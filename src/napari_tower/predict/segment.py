@@ -22,9 +22,19 @@ from .postprocess import instances_from_maps, relabel_sequential, smallest_dtype
 from .tiling import predict_maps
 
 
+def _resize(arr: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of (C, Y, X) float maps."""
+    t = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))[None]
+    return torch.nn.functional.interpolate(t, size=shape, mode="bilinear", align_corners=False)[0].numpy()
+
+
 def plane_labels(model, plane: np.ndarray, rgb: bool, cfg: PredictConfig, should_stop=None) -> np.ndarray:
     img = percentile_normalize(to_single_channel(np.asarray(plane), rgb))
+    if cfg.scale != 1.0:
+        img = _resize(img[None], tuple(max(8, round(n * cfg.scale)) for n in img.shape))[0]
     maps = model.predict_maps(img, tile=cfg.tile, overlap=cfg.overlap, precision=cfg.precision, should_stop=should_stop)
+    if cfg.scale != 1.0:
+        maps = _resize(maps, np.shape(plane)[:2])
     return instances_from_maps(maps[0], maps[2], cfg.prob_threshold, cfg.seed_threshold, cfg.min_size)
 
 
