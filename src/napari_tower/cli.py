@@ -10,23 +10,14 @@ import sys
 import time
 from pathlib import Path
 
-IMAGE_SUFFIXES = {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".czi", ".nd2", ".lif", ".zarr"}
-
-
 def _err(msg: str) -> None:
     print(f"napari-tower: error: {msg}", file=sys.stderr, flush=True)
 
 
 def expand_inputs(inputs: list[str]) -> list[Path]:
-    """Files as given; folders contribute their image files (sorted, not recursive)."""
-    out = []
-    for s in inputs:
-        p = Path(s)
-        if p.is_dir() and p.suffix.lower() != ".zarr":
-            out += sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
-        else:
-            out.append(p)
-    return out
+    from .io.files import expand_image_paths
+
+    return expand_image_paths(inputs)
 
 
 class StderrProgress:

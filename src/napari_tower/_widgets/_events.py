@@ -7,3 +7,15 @@ class _PluginEvents:
 
 
 plugin_events = _PluginEvents()
+
+
+def on_models_changed(callback) -> None:
+    """Connect ``callback``; it is dropped once its widget's Qt object has been deleted."""
+
+    def guarded():
+        try:
+            callback()
+        except RuntimeError:  # "wrapped C/C++ object ... has been deleted": widget closed
+            plugin_events.models_changed.disconnect(guarded)
+
+    plugin_events.models_changed.connect(guarded)

@@ -10,9 +10,10 @@ from magicgui.widgets import (
 )
 
 from ..api import finetune_iter, list_models
-from ..errors import Cancelled, TowerError
+from ..errors import TowerError
 from ..model.weights import export_model, import_model
-from ._events import plugin_events
+from ._common import Reporting, error_message
+from ._events import on_models_changed, plugin_events
 from ._layers import write_labels_layer
 from ._plot import CurvePlot
 from .segment_widget import AXES_CHOICES, layer_axes
@@ -34,7 +35,7 @@ def split_hold_out(labels: np.ndarray, n_lead: int):
     return train, (np.unravel_index(k, labels.shape[:n_lead]), flat[k].copy())
 
 
-class FinetuneWidget(Container):
+class FinetuneWidget(Reporting, Container):
     def __init__(self, napari_viewer):
         self.viewer = napari_viewer
         self._image = ComboBox(label="image", choices=self._layers_of("Image"))
@@ -73,7 +74,7 @@ class FinetuneWidget(Container):
         ev = self.viewer.layers.events
         for e in (ev.inserted, ev.removed, ev.reordered):
             e.connect(lambda *_: self.reset_choices())
-        plugin_events.models_changed.connect(self._base.reset_choices)
+        on_models_changed(self._base.reset_choices)
 
     def _layers_of(self, kind: str):
         def choices(widget=None):
@@ -180,22 +181,7 @@ class FinetuneWidget(Container):
         plugin_events.models_changed.emit()
 
     def _on_error(self, exc):
-        if isinstance(exc, Cancelled):
-            self._report("stopped before any model was saved")
-        elif isinstance(exc, (TowerError, ValueError, MemoryError)):
-            self._report(str(exc) or type(exc).__name__)
-        else:
-            self._report(f"unexpected {type(exc).__name__}: {exc}")
-
-    def _report(self, msg: str):
-        self.last_error = msg
-        self._status.value = msg
-        try:
-            from napari.utils.notifications import show_warning
-
-            show_warning(f"TOWER: {msg}")
-        except Exception:
-            pass
+        self._report(error_message(exc, "stopped before any model was saved"))
 
     # sharing --------------------------------------------------------------------------
     def export(self, event=None):

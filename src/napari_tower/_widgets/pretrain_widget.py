@@ -7,14 +7,14 @@ from pathlib import Path
 
 from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label, LineEdit, ProgressBar, PushButton, Select
 
-from ..errors import Cancelled, TowerError
 from ..model.weights import user_models_dir
+from ._common import Reporting, error_message
 from ._events import plugin_events
 from ._plot import CurvePlot
 from .segment_widget import AXES_CHOICES, layer_axes
 
 
-class PretrainWidget(Container):
+class PretrainWidget(Reporting, Container):
     def __init__(self, napari_viewer):
         self.viewer = napari_viewer
         self._layers = Select(label="image layers", choices=self._image_layers)
@@ -119,16 +119,4 @@ class PretrainWidget(Container):
         plugin_events.models_changed.emit()
 
     def _on_error(self, exc):
-        msg = "stopped" if isinstance(exc, Cancelled) else str(exc) if isinstance(exc, (TowerError, ValueError, MemoryError)) \
-            else f"unexpected {type(exc).__name__}: {exc}"
-        self._report(msg)
-
-    def _report(self, msg):
-        self.last_error = msg
-        self._status.value = msg
-        try:
-            from napari.utils.notifications import show_warning
-
-            show_warning(f"TOWER: {msg}")
-        except Exception:
-            pass
+        self._report(error_message(exc, "stopped"))

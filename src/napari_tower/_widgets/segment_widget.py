@@ -7,7 +7,7 @@ from pathlib import Path
 from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label, ProgressBar, PushButton, SpinBox
 
 from ..api import TowerModel, list_models, load_model, segment_iter
-from ..errors import Cancelled, TowerError
+from ._common import Reporting, error_message
 from ._layers import write_labels_layer
 
 AXES_CHOICES = [("auto (3D = Z stack)", None), ("Z stack (ZYX)", "ZYX"), ("time-lapse (TYX)", "TYX"), ("TZYX", "TZYX")]
@@ -31,7 +31,7 @@ def layer_axes(layer, choice: str | None) -> str | None:
     return axes
 
 
-class SegmentWidget(Container):
+class SegmentWidget(Reporting, Container):
     """Pick an image layer and a model; results land in a Labels layer named after the image."""
 
     def __init__(self, napari_viewer):
@@ -62,9 +62,9 @@ class SegmentWidget(Container):
         layers = self.viewer.layers.events
         for ev in (layers.inserted, layers.removed, layers.reordered):
             ev.connect(lambda e=None: self._image.reset_choices())
-        from ._events import plugin_events
+        from ._events import on_models_changed
 
-        plugin_events.models_changed.connect(self.refresh_models)
+        on_models_changed(self.refresh_models)
 
     # choices ------------------------------------------------------------------------
     def _image_layers(self, widget=None):
@@ -158,19 +158,4 @@ class SegmentWidget(Container):
         self._status.value = f"{int(labels.max())} objects -> {out.name}"
 
     def _on_error(self, exc):
-        if isinstance(exc, Cancelled):
-            self._report("cancelled; no layer was changed")
-        elif isinstance(exc, (TowerError, ValueError, MemoryError)):
-            self._report(str(exc) or type(exc).__name__)
-        else:
-            self._report(f"unexpected {type(exc).__name__}: {exc}")
-
-    def _report(self, msg: str):
-        self.last_error = msg
-        self._status.value = msg
-        try:
-            from napari.utils.notifications import show_warning
-
-            show_warning(f"TOWER: {msg}")
-        except Exception:  # notifications are best effort
-            pass
+        self._report(error_message(exc, "cancelled; no layer was changed"))

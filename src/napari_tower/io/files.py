@@ -26,6 +26,22 @@ def _tiff_axes(axes: str, shape: tuple[int, ...]) -> str | None:
     return None
 
 
+IMAGE_SUFFIXES = {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".czi", ".nd2", ".lif", ".zarr"}
+
+
+def expand_image_paths(paths) -> list[Path]:
+    """Files as given; folders contribute their image files (sorted, not recursive); a
+    ``.zarr`` folder is one image."""
+    out: list[Path] = []
+    for s in paths:
+        p = Path(s)
+        if p.is_dir() and p.suffix.lower() != ".zarr":
+            out += sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            out.append(p)
+    return out
+
+
 def read_image(path: str | Path) -> tuple[np.ndarray, str | None]:
     """Return (array, axes or None when the file does not say) for one image file."""
     path = Path(path)

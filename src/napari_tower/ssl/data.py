@@ -17,25 +17,16 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError, TowerError
+from ..io.files import IMAGE_SUFFIXES, expand_image_paths
 from ..io.normalize import percentile_normalize, to_single_channel
 from ..model.weights import sha256_of
 from ..predict.axes import check_axes, guess_axes
 
-IMAGE_SUFFIXES = {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".czi", ".nd2", ".lif"}
 MIN_SIDE = 16  # planes smaller than this are too small to crop views from
 
 
 def expand_paths(paths: Sequence[str | os.PathLike]) -> list[Path]:
-    """Files as given; folders contribute their image files (sorted, not recursive); a
-    ``.zarr`` folder is one image."""
-    out: list[Path] = []
-    for s in paths:
-        p = Path(s)
-        if p.is_dir() and p.suffix.lower() != ".zarr":
-            out += sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
-        else:
-            out.append(p)
-    return out
+    return expand_image_paths(paths)
 
 
 def planes_of(image: np.ndarray, axes: str | None = None) -> list[np.ndarray]:
