@@ -67,6 +67,7 @@ def finetune_iter(
     crop: int = 128,
     preview_image: np.ndarray | None = None,
     preview_every: float = 5.0,
+    freeze_bn: bool = False,
 ) -> Iterator[Progress]:
     """Fine-tune, yielding Progress; the final report's ``result`` is the saved model directory.
 
@@ -98,7 +99,7 @@ def finetune_iter(
     settings = TrainSettings(
         max_steps=max_steps, max_minutes=max_minutes if not epochs else None, batch_size=batch_size, crop=crop,
         lr=lr if base_name != "none" else 2e-3, seed=seed, val_every=max(steps_per_epoch * 5, 25), log_every=5,
-        scale_range=(0.7, 1.4),
+        scale_range=(0.7, 1.4), freeze_bn=bool(freeze_bn),
     )
     preview_fn = None
     if preview_image is not None:

@@ -38,6 +38,8 @@ class TrainSettings:
     scale_range: tuple[float, float] = (0.6, 1.6)
     group_weights: dict[str, float] | None = None
     precision: str = "auto"
+    # keep batch-norm statistics of the base model: a handful of images estimates them badly
+    freeze_bn: bool = False
 
 
 @dataclass
@@ -123,6 +125,10 @@ def train(
     for step in range(1, total + 1):
         set_lr(step - 1)
         net.train()
+        if settings.freeze_bn:
+            for m in net.modules():
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                    m.eval()
         x, y, v = sampler.batch(settings.batch_size)
         x = x.to(device).contiguous(memory_format=torch.channels_last)
         y, v = y.to(device), v.to(device)
