@@ -88,15 +88,14 @@ def _read_pairs(images: list[str], labels: list[str]):
     imgs, labs = expand_inputs(images), expand_inputs(labels)
     if len(imgs) != len(labs):
         raise InputError(f"{len(imgs)} images but {len(labs)} label files: give one label file per image, in the same order")
-    out_i, out_l, axes = [], [], None
+    out_i, out_l = [], []
     for fi, fl in zip(imgs, labs):
-        im, ax = read_image(fi)
+        im, _ = read_image(fi)
         lb, _ = read_image(fl)
         if lb.ndim == 3 and lb.shape[-1] in (3, 4) and im.ndim == 2:
             raise InputError(f"{fl}: labels must be a single-channel integer image, not RGB")
         out_i.append(im)
         out_l.append(lb)
-        axes = axes or ax
     return out_i, out_l
 
 

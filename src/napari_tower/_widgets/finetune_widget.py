@@ -14,7 +14,6 @@ from ..errors import TowerError
 from ..model.weights import export_model, import_model
 from ._common import Reporting, error_message
 from ._events import on_models_changed, plugin_events
-from ._layers import write_labels_layer
 from ._plot import CurvePlot
 from .segment_widget import AXES_CHOICES, layer_axes
 
@@ -118,8 +117,6 @@ class FinetuneWidget(Reporting, Container):
             axes=axes, validation=validation, name=self._name.value.strip() or None, should_stop=self._stop.is_set,
             preview_image=preview_image, preview_every=5.0,
         )
-        if validation is not None:
-            kwargs["axes"] = axes
         self._stop.clear()
         self.last_error = None
         self.plot.clear()
@@ -144,7 +141,7 @@ class FinetuneWidget(Reporting, Container):
             self._status.value = p.message + (f"  loss {p.loss:.3f}" if p.loss is not None else "")
             if p.preview is not None:
                 self.previews += 1
-                self._show_preview(image, p.preview, n_lead)
+                self._show_preview(image, p.preview)
 
         worker = create_worker(work, _start_thread=False, _connect={
             "yielded": on_yield, "returned": self._on_done, "errored": self._on_error,
@@ -156,7 +153,7 @@ class FinetuneWidget(Reporting, Container):
         worker.start()
         return worker
 
-    def _show_preview(self, image, labels2d, n_lead):
+    def _show_preview(self, image, labels2d):
         name = f"{image.name} TOWER preview"
         if name in self.viewer.layers:
             layer = self.viewer.layers[name]

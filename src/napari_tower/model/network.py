@@ -10,7 +10,7 @@ features) serve self-supervised pretraining; fine-tuning and inference ignore th
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn

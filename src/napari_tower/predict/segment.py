@@ -18,8 +18,7 @@ from ..errors import Cancelled
 from ..io.normalize import percentile_normalize, to_single_channel
 from ..progress import Progress
 from .axes import as_array, check_axes, guess_axes, leading_shape
-from .postprocess import instances_from_maps, relabel_sequential, smallest_dtype, stitch_planes
-from .tiling import predict_maps
+from .postprocess import instances_from_maps, smallest_dtype, stitch_planes
 
 
 def _resize(arr: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -1,7 +1,6 @@
 """Few-shot fine-tuning from a base model on a handful of annotated planes."""
 from __future__ import annotations
 
-import copy
 import math
 import os
 import time
@@ -30,8 +29,14 @@ def default_arch() -> ArchConfig:
 
 def base_network(base: str | os.PathLike) -> tuple[TowerNet, str]:
     """'none' (random init), 'tower' (bundled pretrained), 'default', a name, or a directory."""
+    net, name, _ = _load_base(base)
+    return net, name
+
+
+def _load_base(base: str | os.PathLike) -> tuple[TowerNet, str, dict]:
+    """``base_network`` plus the base's card ({} for 'none'), read once."""
     if str(base) == "none":
-        return TowerNet(default_arch()), "none"
+        return TowerNet(default_arch()), "none", {}
     try:
         path = resolve_model_dir(base)
     except ModelError:
@@ -39,7 +44,7 @@ def base_network(base: str | os.PathLike) -> tuple[TowerNet, str]:
             raise ModelError("the bundled 'tower' pretrained weights are not installed in this version; use --base default or none") from None
         raise
     net, card = load_network(path)
-    return net, str(base) if not os.path.isdir(str(base)) else str(card.get("name", path.name))
+    return net, str(base) if not os.path.isdir(str(base)) else str(card.get("name", path.name)), card
 
 
 def _as_list(x) -> list:
@@ -92,7 +97,7 @@ def finetune_iter(
         raise InputError("give a time budget (max_minutes) or a number of epochs")
     dev = resolve_device(device)
     torch.manual_seed(seed)  # before building the network: 'none' starts from a seeded init
-    net, base_name = base_network(base)
+    net, base_name, base_card = _load_base(base)
     area = sum(s.image.size if s.valid is None else max(int(s.valid.sum()), crop * crop) for s in samples)
     steps_per_epoch = max(1, math.ceil(area / (batch_size * crop * crop)))
     max_steps = epochs * steps_per_epoch if epochs else 100_000
@@ -122,14 +127,6 @@ def finetune_iter(
             yield p
     name = name or f"finetuned-{time.strftime('%Y%m%d-%H%M%S')}"
     out = Path(output) if output else user_models_dir() / name
-    base_card = {}
-    if base_name != "none":
-        from ..model.weights import read_card
-
-        try:
-            base_card = read_card(resolve_model_dir(base))
-        except ModelError:
-            base_card = {}
     card = {
         "name": out.name,
         "description": f"fine-tuned from {base_name} on {len(samples)} annotated plane(s)",
@@ -144,10 +141,9 @@ def finetune_iter(
             "max_minutes": max_minutes, "epochs": epochs, "device": str(dev),
             "history": result.history[-50:],
         },
-        "metrics": {"validation": result.history[-1] if val_samples else {}},
+        # the record of the kept (best) weights: the trainer keeps the best dice + AP50
+        "metrics": {"validation": max((h for h in result.history if "dice" in h),
+                                      key=lambda h: h["dice"] + h["ap50"], default={})},
     }
-    if val_samples and result.best_score is not None:
-        card["metrics"]["validation"] = {k: v for k, v in max(
-            (h for h in result.history if "dice" in h), key=lambda h: h["dice"] + h["ap50"]).items()}
     save_model(result.net, out, card)
     yield Progress(result.steps, result.steps, f"saved {out}", result=out)
