@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import inspect
 import json
 import os
 import shlex
@@ -48,7 +47,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 
@@ -447,12 +445,7 @@ def plot(agg: dict, ks: list[int], path: Path) -> None:
 
 
 def write_section(path: Path, section: str) -> None:
-    """``benchmarks.segmentation.write_section`` with this benchmark's markers."""
-    if {"start", "end"} <= set(inspect.signature(_seg.write_section).parameters):
-        _seg.write_section(path, section, start=START, end=END)
-    else:  # it reads the module's START / END
-        with mock.patch.multiple(_seg, START=START, END=END):
-            _seg.write_section(path, section)
+    _seg.write_section(path, section, start=START, end=END)
 
 
 # --- main ------------------------------------------------------------------------------------------

@@ -380,11 +380,12 @@ def render(info: dict, acc: dict | None, spd: dict | None, args, command: str) -
     return "\n".join(lines).rstrip() + "\n"
 
 
-def write_section(path: Path, section: str) -> None:
-    block = f"{START}\n{section}{END}\n"
+def write_section(path: Path, section: str, start: str = START, end: str = END) -> None:
+    """Replace the block between the markers ``start`` and ``end`` in ``path`` (or append it)."""
+    block = f"{start}\n{section}{end}\n"
     text = path.read_text() if path.is_file() else ""
-    if START in text and END in text and text.index(START) < text.index(END):
-        a, b = text.index(START), text.index(END) + len(END)
+    if start in text and end in text and text.index(start) < text.index(end):
+        a, b = text.index(start), text.index(end) + len(end)
         rest = text[b:]
         text = text[:a] + block.rstrip("\n") + (rest if rest.startswith("\n") else "\n" + rest)
     else:

@@ -104,3 +104,24 @@ def test_cli_finetune_then_segment(tmp_path, small_image):
     tifffile.imwrite(tmp_path / "small.tif", lab[:50])
     r = run("finetune", "--images", tmp_path / "img.tif", "--labels", tmp_path / "small.tif", "--output", tmp_path / "m2", "--epochs", "1")
     assert r.returncode == 2 and "do not match" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_validation_runs_on_its_own_schedule_and_reports_best(small_image):
+    """Validation every ``val_every`` steps even when that is not a multiple of ``log_every``."""
+    import torch
+
+    from napari_tower.progress import run_to_end
+    from napari_tower.train.data import make_sample
+    from napari_tower.train.finetune import base_network
+    from napari_tower.train.trainer import TrainSettings, train
+
+    img, lab = small_image
+    s = make_sample(img, lab, rgb=False)
+    net, _ = base_network("default")
+    seen = []
+    settings = TrainSettings(max_steps=7, batch_size=2, crop=64, val_every=3, log_every=5, seed=0)
+    result = run_to_end(train(net, [s], [s], settings, torch.device("cpu"), on_best=lambda n, m: seen.append(m)))
+    val_steps = [h["step"] for h in result.history if "ap50" in h]
+    assert val_steps == [3, 6, 7]
+    assert seen and all(0 <= m["dice"] <= 1 for m in seen)
+    assert result.best_score == max(h["ap50"] + h["dice"] for h in result.history if "ap50" in h)

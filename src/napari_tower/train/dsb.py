@@ -48,10 +48,12 @@ def main(argv=None) -> int:
     train_s, val_s = load_dsb_samples(args.data, train_rows), load_dsb_samples(args.data, val_rows)
     print(f"loaded {len(train_s)} train / {len(val_s)} val images in {time.time() - t0:.0f}s", file=sys.stderr)
     device = resolve_device(args.device)
+    base_command = None
     if args.base == "none":
         net = TowerNet(ArchConfig(**ARCHS[args.arch]))
     else:
-        net, _ = load_network(resolve_model_dir(args.base))
+        net, base_card = load_network(resolve_model_dir(args.base))
+        base_command = base_card.get("training", {}).get("command")
     settings = TrainSettings(
         max_steps=args.steps, batch_size=args.batch_size, crop=args.crop, lr=args.lr, seed=args.seed,
         group_weights=GROUP_WEIGHTS, val_every=max(args.steps // 6, 50), log_every=25,
@@ -62,27 +64,35 @@ def main(argv=None) -> int:
         if p.loss is not None:
             print(f"[{p.step}/{p.total}] loss={p.loss:.4f} {extra}", file=sys.stderr, flush=True)
 
-    result = run_to_end(train(net, train_s, val_s, settings, device), report)
+    def make_card(net, metrics, steps, seconds):
+        return {
+            "name": args.output.name,
+            "description": "TOWER segmentation model for nuclei (fluorescence, brightfield, H&E via hematoxylin)",
+            "task": "nuclei instance segmentation",
+            "heads": ["foreground", "boundary", "centerness"],
+            "input": {"channels": 1, "normalization": "percentile 1-99.8", "rgb": "hematoxylin (rgb2hed) unless gray"},
+            "postprocess": {"prob_threshold": 0.5, "seed_threshold": 0.4, "min_size": 15},
+            "parameters": count_parameters(net),
+            "training": {
+                "command": "python -m napari_tower.train.dsb " + " ".join(argv if argv is not None else sys.argv[1:]),
+                "data": "dsb2018 stage-1 train (BBBC038, CC0), fixed split napari_tower.train.data.dsb_split",
+                "n_train": len(train_s), "n_val": len(val_s), "val_ids": [r["id"] for r in val_rows],
+                "base": args.base, "base_command": base_command, "steps": steps, "seconds": round(seconds),
+                "settings": {k: v for k, v in vars(settings).items()},
+                "machine": f"{platform.machine()} {device}", "torch": torch.__version__,
+            },
+            "metrics": {"validation": metrics},
+        }
+
+    t_start = time.time()
+
+    def checkpoint(net, metrics):
+        save_model(net, args.output, make_card(net, metrics, None, time.time() - t_start))
+        print(f"checkpoint (best so far) saved to {args.output}", file=sys.stderr, flush=True)
+
+    result = run_to_end(train(net, train_s, val_s, settings, device, on_best=checkpoint), report)
     metrics = evaluate(result.net, val_s, device)
-    card = {
-        "name": args.output.name,
-        "description": "TOWER segmentation model for nuclei (fluorescence, brightfield, H&E via hematoxylin)",
-        "task": "nuclei instance segmentation",
-        "heads": ["foreground", "boundary", "centerness"],
-        "input": {"channels": 1, "normalization": "percentile 1-99.8", "rgb": "hematoxylin (rgb2hed) unless gray"},
-        "postprocess": {"prob_threshold": 0.5, "seed_threshold": 0.4, "min_size": 15},
-        "parameters": count_parameters(result.net),
-        "training": {
-            "command": "python -m napari_tower.train.dsb " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "data": "dsb2018 stage-1 train (BBBC038, CC0), fixed split napari_tower.train.data.dsb_split",
-            "n_train": len(train_s), "n_val": len(val_s), "val_ids": [r["id"] for r in val_rows],
-            "base": args.base, "steps": result.steps, "seconds": round(result.seconds),
-            "settings": {k: v for k, v in vars(settings).items()},
-            "machine": f"{platform.machine()} {device}", "torch": torch.__version__,
-        },
-        "metrics": {"validation": metrics},
-    }
-    save_model(result.net, args.output, card)
+    save_model(result.net, args.output, make_card(result.net, metrics, result.steps, result.seconds))
     print(f"saved {args.output}: " + " ".join(f"{k}={v:.3f}" for k, v in metrics.items()), file=sys.stderr)
     return 0
 

@@ -83,6 +83,7 @@ def train(
     should_stop: Callable[[], bool] | None = None,
     preview_fn: Callable[[TowerNet], object] | None = None,
     preview_every: float = 5.0,
+    on_best: Callable[[TowerNet, dict], None] | None = None,
 ) -> Iterator[Progress]:
     torch.manual_seed(settings.seed)
     np.random.seed(settings.seed)
@@ -120,6 +121,8 @@ def train(
         score = m["ap50"] + m["dice"]
         if best_score is None or score > best_score:
             best_score, best_state = score, copy.deepcopy(net.state_dict())
+            if on_best is not None:  # e.g. write a checkpoint so a long run that dies is not lost
+                on_best(net, m)
         return m
 
     for step in range(1, total + 1):
@@ -141,10 +144,11 @@ def train(
         losses.append(loss.item())
         out_of_time = deadline is not None and time.monotonic() > deadline
         stopped = out_of_time or (should_stop is not None and should_stop())
-        if step % settings.log_every == 0 or step == total or stopped:
+        due_val = step % settings.val_every == 0 or step == total or stopped
+        if step % settings.log_every == 0 or due_val:
             rec = {"step": step, "loss": float(np.mean(losses[-settings.log_every :])), "seconds": time.monotonic() - t0}
             metrics = {}
-            if step % settings.val_every == 0 or step == total or stopped:
+            if due_val:
                 metrics = validate()
                 rec.update(metrics)
             history.append(rec)

@@ -1,0 +1,326 @@
+"""SSL comparison: fine-tuning from random init, SimCLR, BYOL and TOWER (+ TOWER ablations).
+
+The paper's comparison on our data. Run from the repository root::
+
+    python -m benchmarks.ssl_comparison --data ../shared/data/dsb2018 --quick --out docs/benchmarks.md
+
+Protocol
+    1. Pretraining, equal budgets: every method pretrains the same network from the same
+       seed for the same number of steps (same batch, crop, learning rate) on the TRAIN
+       part of the fixed dsb2018 split (``napari_tower.train.data.dsb_split``), labels
+       unused, through the user's command ``napari-tower pretrain --method M --max-steps S``
+       (one process per method, so its wall-clock time and peak memory are its own).
+       "none" is the random initialisation with the same seed.
+    2. Fine-tuning: for each label fraction (1%, 10%, 100% of the train split; drawn per
+       seed, stratified by modality with at least one image of each), each initialisation
+       is fine-tuned for the same number of steps (``train.trainer.train``, fixed steps so
+       that CPU load cannot change the budget), seeds 0..n-1.
+    3. Scoring on a fixed subset of the VALIDATION split (never used above): mean
+       foreground Dice and AP@0.5 per modality and over all images; mean ± std over seeds.
+
+Profiles
+    ``--quick`` (about an hour on 2 CPU cores): small crops, short pretraining and
+    fine-tuning, 3 seeds for 1% and 10%, 1 for 100%, ablations at 10% only, a validation
+    subset. The full profile (default) is sized for a GPU. The table says which produced it.
+
+Outputs: markdown section between ``<!-- ssl-comparison:start -->`` / ``<!-- ssl-comparison:end -->``
+in ``--out``, the plot ``--plot`` (docs/ssl_comparison.png) and raw runs ``--json``
+(docs/ssl_comparison.json, rewritten after each run; ``--resume`` reuses finished runs).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import segmentation as _seg
+from .segmentation import MODALITIES, log, machine
+
+START = "<!-- ssl-comparison:start -->"
+END = "<!-- ssl-comparison:end -->"
+MAIN_INITS = ("none", "simclr", "byol", "tower")
+ABLATIONS = {"tower-no-proxy": "--no-proxy", "tower-no-nce": "--no-nce", "tower-no-restore": "--no-restore"}
+LABELS = {
+    "none": "random init", "simclr": "SimCLR", "byol": "BYOL", "tower": "TOWER",
+    "tower-no-proxy": "TOWER w/o proxy tasks", "tower-no-nce": "TOWER w/o InfoNCE",
+    "tower-no-restore": "TOWER w/o restoration",
+}
+QUICK = dict(pretrain_steps=300, pretrain_crop=64, pretrain_batch=16, finetune_steps=150, finetune_crop=96,
+             seeds="3,3,1", fractions="0.01,0.1,1.0", val_per_modality=8, ablation_fractions="0.1")
+FULL = dict(pretrain_steps=5000, pretrain_crop=128, pretrain_batch=32, finetune_steps=2000, finetune_crop=128,
+            seeds="5,5,3", fractions="0.01,0.1,1.0", val_per_modality=0, ablation_fractions="0.01,0.1")
+
+
+def pretrain_command(method_key: str, images: list[str], out: Path, p: dict, device: str) -> list[str]:
+    method = "tower" if method_key.startswith("tower") else method_key
+    cmd = [sys.executable, "-m", "napari_tower", "pretrain", "--images", *images, "--output", str(out),
+           "--method", method, "--max-steps", str(p["pretrain_steps"]), "--crop", str(p["pretrain_crop"]),
+           "--batch-size", str(p["pretrain_batch"]), "--seed", "0", "--device", device]
+    if method_key in ABLATIONS:
+        cmd.append(ABLATIONS[method_key])
+    return cmd
+
+
+def run_pretraining(cmd: list[str]) -> dict:
+    """Run one pretraining process; its own wall time and peak RSS (os.wait4 rusage)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - t0
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"pretraining failed: {shlex.join(cmd[:8])} ...\n{err[-2000:]}")
+    out = Path(cmd[cmd.index("--output") + 1])
+    train_s = json.loads((out / "card.json").read_text())["pretraining"]["seconds"]
+    return {"seconds": seconds, "train_seconds": train_s, "peak_rss_mb": usage.ru_maxrss / 1024}
+
+
+def draw_fraction(train_rows: list[dict], fraction: float, seed: int) -> list[dict]:
+    """``fraction`` of the train rows, stratified by modality (>= 1 image of each)."""
+    if fraction >= 1.0:
+        return list(train_rows)
+    rng = np.random.default_rng([seed, int(round(fraction * 1e4))])
+    out = []
+    for m in MODALITIES:
+        rows = [r for r in train_rows if r["modality"] == m]
+        n = max(1, int(round(len(rows) * fraction)))
+        out += [rows[i] for i in rng.choice(len(rows), n, replace=False)]
+    return out
+
+
+def initial_net(init: str, models: Path):
+    import torch
+
+    from napari_tower.train.finetune import base_network
+
+    torch.manual_seed(0)  # the same random heads for every initialisation
+    return base_network("none" if init == "none" else models / init)[0]
+
+
+def finetune_and_score(init, models, train_samples, val_samples, p, seed) -> dict:
+    import torch
+
+    from napari_tower.progress import run_to_end
+    from napari_tower.train.trainer import TrainSettings, evaluate, train
+
+    net = initial_net(init, models)
+    settings = TrainSettings(max_steps=p["finetune_steps"], batch_size=8, crop=p["finetune_crop"], lr=1e-3, seed=seed,
+                             val_every=10**9, log_every=10**9)
+    t0 = time.perf_counter()
+    res = run_to_end(train(net, train_samples, None, settings, torch.device("cpu")))
+    seconds = time.perf_counter() - t0
+    m = evaluate(res.net, val_samples, torch.device("cpu"))
+    return {"seconds": seconds, **m}
+
+
+def aggregate(runs: list[dict]) -> dict:
+    """{(init, fraction): {metric: (mean, std, n)}} over seeds."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in runs:
+        groups.setdefault((r["init"], r["fraction"]), []).append(r)
+    out = {}
+    for key, rs in groups.items():
+        keys = sorted({k for r in rs for k in r if k.startswith(("dice", "ap50"))})
+        out[key] = {k: (float(np.mean([r[k] for r in rs if k in r])), float(np.std([r[k] for r in rs if k in r])),
+                        len(rs)) for k in keys}
+    return out
+
+
+def _pm(v) -> str:
+    if v is None:
+        return "–"
+    mean, std, n = v
+    return f"{mean:.3f}" + (f" ± {std:.3f}" if n > 1 else "")
+
+
+def render(agg: dict, pre: dict, p: dict, args, info: dict, plot_rel: str | None) -> str:
+    fracs = [float(f) for f in p["fractions"].split(",")]
+    inits = [i for i in list(MAIN_INITS) + list(ABLATIONS) if any(k[0] == i for k in agg)]
+    lines = [
+        "## Self-supervised pretraining comparison (SSL)",
+        "",
+        f"Profile: **{'quick' if args.quick else 'full'}** — pretraining {p['pretrain_steps']} steps "
+        f"(batch {p['pretrain_batch']} x 2 views, crop {p['pretrain_crop']}) per method on the "
+        f"{info['n_train']} train-split images (labels unused); fine-tuning {p['finetune_steps']} steps "
+        f"(batch 8, crop {p['finetune_crop']}); seeds per fraction {p['seeds']}; scored on "
+        f"{info['n_val']} validation images ({info['val_desc']}). Machine: {info['machine']}. "
+        f"Mean ± std over seeds (std over seeds, n in the seeds column).",
+        "",
+        "Command:",
+        "",
+        "```",
+        info["command"],
+        "```",
+        "",
+        "### Mean over all validation images",
+        "",
+        "| initialisation | " + " | ".join(f"{f:g} of labels: Dice | AP@0.5" for f in fracs) + " |",
+        "|---|" + "---|---|" * len(fracs),
+    ]
+    for i in inits:
+        cells = []
+        for f in fracs:
+            a = agg.get((i, f))
+            cells += [_pm(a["dice"]) if a else "–", _pm(a["ap50"]) if a else "–"]
+        lines.append(f"| {LABELS[i]} | " + " | ".join(cells) + " |")
+    for m in MODALITIES:
+        lines += ["", f"### {m}: AP@0.5 (Dice)", "",
+                  "| initialisation | " + " | ".join(f"{f:g}" for f in fracs) + " |", "|---|" + "---|" * len(fracs)]
+        for i in inits:
+            cells = []
+            for f in fracs:
+                a = agg.get((i, f))
+                if a and f"ap50_{m}" in a:
+                    cells.append(f"{_pm(a[f'ap50_{m}'])} ({a[f'dice_{m}'][0]:.3f})")
+                else:
+                    cells.append("–")
+            lines.append(f"| {LABELS[i]} | " + " | ".join(cells) + " |")
+    lines += ["", "### Pretraining throughput and memory (CPU)", "",
+              "| method | steps | training s | views/s | process s | peak RSS (MB) |", "|---|---|---|---|---|---|"]
+    for k, v in pre.items():
+        views = p["pretrain_steps"] * p["pretrain_batch"] * 2
+        lines.append(f"| {LABELS[k]} | {p['pretrain_steps']} | {v['train_seconds']:.0f} | "
+                     f"{views / v['train_seconds']:.1f} | {v['seconds']:.0f} | {v['peak_rss_mb']:.0f} |")
+    lines += ["", "Views/s: both views of every region at the pretraining crop, per second of training; "
+              "process seconds add start-up and reading the images. Peak RSS is the whole process's."]
+    if plot_rel:
+        lines += ["", f"![SSL comparison]({plot_rel})"]
+    return "\n".join(lines) + "\n"
+
+
+def plot(agg: dict, fracs: list[float], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, metric, title in zip(axes, ("ap50", "dice"), ("AP@0.5", "foreground Dice")):
+        for i in list(MAIN_INITS) + list(ABLATIONS):
+            pts = [(f, agg[(i, f)][metric]) for f in fracs if (i, f) in agg]
+            if not pts:
+                continue
+            xs = [f * 100 for f, _ in pts]
+            ys = [v[0] for _, v in pts]
+            es = [v[1] for _, v in pts]
+            style = "-o" if i in MAIN_INITS else ":x"
+            ax.errorbar(xs, ys, yerr=es, fmt=style, capsize=3, label=LABELS[i])
+        ax.set_xscale("log")
+        ax.set_xlabel("% of dsb2018 train labels")
+        ax.set_ylabel(title)
+        ax.set_title(title + " on the validation subset")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_section(path: Path, section: str) -> None:
+    _seg.write_section(path, section, start=START, end=END)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.ssl_comparison", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", default="../shared/data/dsb2018", help="dsb2018 folder (index.csv, images/, labels/)")
+    ap.add_argument("--quick", action="store_true", help="the ~1 h 2-core CPU profile (see the module docstring)")
+    ap.add_argument("--out", default=None, help="markdown file to write the section into (default: print only)")
+    ap.add_argument("--json", default="docs/ssl_comparison.json", help="raw runs (default: %(default)s)")
+    ap.add_argument("--plot", default="docs/ssl_comparison.png", help="plot file (default: %(default)s)")
+    ap.add_argument("--work", default=None, help="folder for the pretrained models (default: a folder beside --json)")
+    ap.add_argument("--inits", default=",".join(list(MAIN_INITS) + list(ABLATIONS)), help="subset of %(default)s")
+    ap.add_argument("--device", default="cpu", help="pretraining device (fine-tuning and scoring run on the CPU)")
+    ap.add_argument("--resume", action="store_true", help="reuse pretrained models and runs already done")
+    for k, v in FULL.items():
+        ap.add_argument("--" + k.replace("_", "-"), default=None, type=type(v), help=f"full: {v}; quick: {QUICK[k]}")
+    args = ap.parse_args(argv)
+    p = dict(QUICK if args.quick else FULL)
+    p.update({k: getattr(args, k) for k in FULL if getattr(args, k) is not None})
+
+    root = Path(args.data)
+    if not (root / "index.csv").is_file():
+        print(f"no dsb2018 data at {root} (index.csv missing): nothing to benchmark", file=sys.stderr)
+        return 2
+    import torch
+
+    from napari_tower.train.data import dsb_index, dsb_split, load_dsb_samples
+
+    torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
+    train_rows, val_rows = dsb_split(dsb_index(root))
+    if p["val_per_modality"]:
+        val_rows = [r for m in MODALITIES for r in [r for r in val_rows if r["modality"] == m][: p["val_per_modality"]]]
+    val_samples = load_dsb_samples(root, val_rows)
+    counts = {m: sum(r["modality"] == m for r in val_rows) for m in MODALITIES}
+    inits = [i.strip() for i in args.inits.split(",") if i.strip()]
+    json_path = Path(args.json)
+    work = Path(args.work) if args.work else json_path.parent / "ssl_comparison_models"
+    state = json.loads(json_path.read_text()) if args.resume and json_path.is_file() else {}
+    if state.get("profile") != p:
+        state = {"profile": p, "pretraining": {}, "runs": []}
+
+    def save():
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(state, indent=1))
+
+    images = [str(root / "images" / f"{r['id']}.png") for r in train_rows]
+    for init in inits:
+        if init == "none" or init in state["pretraining"]:
+            continue
+        cmd = pretrain_command(init, images, work / init, p, args.device)
+        log(f"pretraining {init}: {p['pretrain_steps']} steps")
+        state["pretraining"][init] = run_pretraining(cmd)
+        log(f"  {state['pretraining'][init]['seconds']:.0f} s, peak {state['pretraining'][init]['peak_rss_mb']:.0f} MB")
+        save()
+
+    fracs = [float(f) for f in p["fractions"].split(",")]
+    seeds = dict(zip(fracs, [int(s) for s in p["seeds"].split(",")]))
+    abl_fracs = {float(f) for f in p["ablation_fractions"].split(",") if f}
+    done = {(r["init"], r["fraction"], r["seed"]) for r in state["runs"]}
+    cache: dict[tuple, list] = {}
+    for frac in fracs:
+        for seed in range(seeds[frac]):
+            key = (frac, seed)
+            for init in inits:
+                if init in ABLATIONS and frac not in abl_fracs or (init, frac, seed) in done:
+                    continue
+                if key not in cache:
+                    cache.clear()
+                    cache[key] = load_dsb_samples(root, draw_fraction(train_rows, frac, seed))
+                t0 = time.perf_counter()
+                r = finetune_and_score(init, work, cache[key], val_samples, p, seed)
+                r.update(init=init, fraction=frac, seed=seed, n_images=len(cache[key]))
+                state["runs"].append(r)
+                save()
+                log(f"{init:>17} {frac:g} seed {seed}: Dice {r['dice']:.3f} AP {r['ap50']:.3f} "
+                    f"({time.perf_counter() - t0:.0f} s)")
+
+    mach = machine()
+    info = {
+        "n_train": len(train_rows), "n_val": len(val_rows),
+        "val_desc": ", ".join(f"{n} {m}" for m, n in counts.items()),
+        "machine": f"{mach['cpu']}, {mach['usable_cpus']} CPUs, torch {mach['torch']}",
+        "command": "python -m benchmarks.ssl_comparison " + shlex.join(argv if argv is not None else sys.argv[1:]),
+    }
+    agg = aggregate(state["runs"])
+    plot_rel = None
+    if args.plot:
+        plot(agg, fracs, Path(args.plot))
+        if args.out:
+            plot_rel = os.path.relpath(Path(args.plot), Path(args.out).parent)
+    section = render(agg, {k: v for k, v in state["pretraining"].items() if k in inits}, p, args, info, plot_rel)
+    print(section)
+    if args.out:
+        write_section(Path(args.out), section)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
