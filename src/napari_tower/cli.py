@@ -10,6 +10,15 @@ import sys
 import time
 from pathlib import Path
 
+def _scale_arg(text: str):
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from None
+
+
 def _err(msg: str) -> None:
     print(f"napari-tower: error: {msg}", file=sys.stderr, flush=True)
 
@@ -56,7 +65,8 @@ def cmd_segment(args) -> int:
     if not files:
         _err("no input images found")
         return 2
-    options = dict(prob_threshold=args.prob_threshold, seed_threshold=args.seed_threshold, min_size=args.min_size, tile=args.tile, scale=args.scale)
+    options = dict(prob_threshold=args.prob_threshold, seed_threshold=args.seed_threshold, min_size=args.min_size, tile=args.tile, scale=args.scale,
+                   tta=args.tta or None)
     failed = 0
     for i, f in enumerate(files, 1):
         bar = StderrProgress(f"[{i}/{len(files)}] {f.name}:")
@@ -193,7 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--prob-threshold", type=float, default=None, help="foreground probability cut-off (default: the model's, 0.5)")
     s.add_argument("--seed-threshold", type=float, default=None, help="centerness cut-off for splitting touching objects (default: the model's)")
     s.add_argument("--min-size", type=int, default=None, help="remove objects smaller than this many pixels (default: the model's)")
-    s.add_argument("--scale", type=float, default=None, help="resize by this factor before segmenting: 2 helps nuclei under ~15 px across (default: 1)")
+    s.add_argument("--scale", type=_scale_arg, default=None, help="resize by this factor before segmenting, or 'auto': "
+                   "a second, upsampled pass when the objects found are small (default: the model's)")
+    s.add_argument("--tta", action="store_true", help="test-time augmentation: average over the four 90-degree "
+                   "rotations (4x slower; helps dense histology)")
     s.add_argument("--tile", type=int, default=1024, help="tile side in pixels; lower it to use less memory (default: %(default)s)")
     s.set_defaults(func=cmd_segment)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Device = Literal["auto", "cpu", "cuda", "mps"]
 
@@ -19,6 +19,16 @@ class PredictConfig(PostprocessConfig):
     tile: int = Field(1024, ge=64, le=8192, description="tile side in pixels; memory scales with its square")
     overlap: int = Field(64, ge=0, le=512)
     precision: Literal["auto", "fp32"] = "auto"
-    scale: float = Field(1.0, ge=0.25, le=4.0, description="resize planes by this factor before the network "
-                         "(2 for nuclei under ~15 px across; labels come back at the input's size)")
+    scale: Literal["auto"] | float = Field(1.0, description="resize planes by this factor (0.25-4) before the "
+                                         "network, or 'auto': upsample when the objects found are small; labels "
+                                         "come back at the input's size")
+
+    @field_validator("scale")
+    @classmethod
+    def _scale_range(cls, v):
+        if v != "auto" and not 0.25 <= v <= 4.0:
+            raise ValueError("scale must be 'auto' or between 0.25 and 4")
+        return v
+    tta: bool = Field(False, description="average the maps over the four 90-degree rotations (4x slower; "
+                      "dense histology gains most)")
     stitch_threshold: float = Field(0.25, ge=0.0, le=1.0, description="IoU linking objects between z planes")

@@ -4,11 +4,18 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label, ProgressBar, PushButton, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, Label, ProgressBar, PushButton, SpinBox
 
 from ..api import TowerModel, list_models, load_model, segment_iter
 from ._common import Reporting, error_message
 from ._layers import write_labels_layer
+
+SCALE_CHOICES = ["auto", "0.5", "0.75", "1", "1.5", "2", "3"]
+
+
+def _scale_value(choice: str):
+    return choice if choice == "auto" else float(choice)
+
 
 AXES_CHOICES = [("auto (3D = Z stack)", None), ("Z stack (ZYX)", "ZYX"), ("time-lapse (TYX)", "TYX"), ("TZYX", "TZYX")]
 
@@ -42,8 +49,10 @@ class SegmentWidget(Reporting, Container):
         self._device = ComboBox(label="device", choices=["auto", "cpu", "cuda", "mps"], value="auto")
         self._prob = FloatSpinBox(label="probability", min=0.05, max=0.95, step=0.05, value=0.5, tooltip="foreground probability cut-off")
         self._min_size = SpinBox(label="min size (px)", min=0, max=100000, value=15, tooltip="smaller objects are removed")
-        self._scale = FloatSpinBox(label="scale", min=0.25, max=4.0, step=0.25, value=1.0,
-                                   tooltip="resize before segmenting; 2 helps nuclei under ~15 px across")
+        self._scale = ComboBox(label="scale", choices=SCALE_CHOICES, value="auto",
+                               tooltip="resize before segmenting; auto upsamples when the nuclei found are small")
+        self._tta = CheckBox(text="rotation averaging (4x slower)", value=False,
+                             tooltip="average the predictions over the four 90-degree rotations")
         self._axes = ComboBox(label="3D/4D axes", choices=AXES_CHOICES, value=None)
         self._run = PushButton(text="Segment with TOWER")
         self._cancel = PushButton(text="Cancel", enabled=False)
@@ -51,7 +60,7 @@ class SegmentWidget(Reporting, Container):
         self._status = Label(value="")
         super().__init__(widgets=[
             self._image, self._model, self._model_dir, self._device, self._prob, self._min_size,
-            self._scale, self._axes, self._run, self._cancel, self._progress, self._status,
+            self._scale, self._tta, self._axes, self._run, self._cancel, self._progress, self._status,
         ])
         self._run.changed.connect(self.start)
         self._cancel.changed.connect(self.cancel)
@@ -108,7 +117,7 @@ class SegmentWidget(Reporting, Container):
             return None
         data = layer.data[0] if layer.multiscale else layer.data
         axes = layer_axes(layer, self._axes.value)
-        options = dict(prob_threshold=self._prob.value, min_size=self._min_size.value, scale=self._scale.value)
+        options = dict(prob_threshold=self._prob.value, min_size=self._min_size.value, scale=_scale_value(self._scale.value), tta=self._tta.value)
         self._stop.clear()
         self.last_error = None
 

@@ -27,14 +27,52 @@ def _resize(arr: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return torch.nn.functional.interpolate(t, size=shape, mode="bilinear", align_corners=False)[0].numpy()
 
 
+def median_diameter(labels: np.ndarray) -> float:
+    """Diameter of the circle with the median object area (0 when there are no objects)."""
+    areas = np.bincount(labels.ravel())[1:]
+    areas = areas[areas > 0]
+    return float(2 * np.sqrt(np.median(areas) / np.pi)) if areas.size else 0.0
+
+
+# objects narrower than this (pixels) are upsampled under scale="auto": the network was
+# trained at dsb2018's scales, where small dense nuclei are the ones it merges
+AUTO_SMALL_DIAMETER = 14.0
+AUTO_TARGET_DIAMETER = 20.0
+AUTO_MAX_SCALE = 2.0
+
+
+def _labels_at(model, img: np.ndarray, scale: float, shape, cfg: PredictConfig, should_stop) -> np.ndarray:
+    if scale != 1.0:
+        img = _resize(img[None], tuple(max(8, round(n * scale)) for n in img.shape))[0]
+    def maps_of(x):
+        return model.predict_maps(x, tile=cfg.tile, overlap=cfg.overlap, precision=cfg.precision, should_stop=should_stop)
+
+    if cfg.tta:
+        maps = np.mean([np.rot90(maps_of(np.ascontiguousarray(np.rot90(img, k))), -k, axes=(1, 2)) for k in range(4)], axis=0)
+    else:
+        maps = maps_of(img)
+    if scale != 1.0:
+        maps = _resize(maps, shape)
+    return instances_from_maps(maps[0], maps[2], cfg.prob_threshold, cfg.seed_threshold, cfg.min_size)
+
+
+def auto_scale_for(diameter: float) -> float:
+    """The resize factor ``scale="auto"`` uses for objects of this median diameter."""
+    if diameter <= 0 or diameter >= AUTO_SMALL_DIAMETER:
+        return 1.0
+    return float(min(AUTO_MAX_SCALE, AUTO_TARGET_DIAMETER / diameter))
+
+
 def plane_labels(model, plane: np.ndarray, rgb: bool, cfg: PredictConfig, should_stop=None) -> np.ndarray:
     img = percentile_normalize(to_single_channel(np.asarray(plane), rgb))
-    if cfg.scale != 1.0:
-        img = _resize(img[None], tuple(max(8, round(n * cfg.scale)) for n in img.shape))[0]
-    maps = model.predict_maps(img, tile=cfg.tile, overlap=cfg.overlap, precision=cfg.precision, should_stop=should_stop)
-    if cfg.scale != 1.0:
-        maps = _resize(maps, np.shape(plane)[:2])
-    return instances_from_maps(maps[0], maps[2], cfg.prob_threshold, cfg.seed_threshold, cfg.min_size)
+    shape = img.shape
+    if cfg.scale != "auto":
+        return _labels_at(model, img, cfg.scale, shape, cfg, should_stop)
+    # like cellpose's size estimate: a first pass measures the objects, and only images
+    # of small objects pay for a second, upsampled pass
+    labels = _labels_at(model, img, 1.0, shape, cfg, should_stop)
+    scale = auto_scale_for(median_diameter(labels))
+    return labels if scale == 1.0 else _labels_at(model, img, scale, shape, cfg, should_stop)
 
 
 def segment_iter(
