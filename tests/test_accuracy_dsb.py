@@ -15,7 +15,9 @@ from napari_tower.train.data import dsb_index, dsb_split, read_dsb
 pytestmark = [pytest.mark.data, pytest.mark.slow]
 
 # modality: (images scored, min mean Dice, min mean AP@0.5)
-THRESHOLDS = {"fluorescence": (8, 0.85, 0.70), "histology": (6, 0.75, 0.45), "brightfield": (2, 0.55, 0.25)}
+THRESHOLDS = {"fluorescence": (8, 0.88, 0.70), "histology": (6, 0.82, 0.47), "brightfield": (2, 0.80, 0.45)}
+# measured on these images (default model, 2026-11-26): fluorescence Dice 0.938 / AP 0.757,
+# histology 0.881 / 0.528, brightfield 0.899 / 0.538
 
 
 @pytest.mark.parametrize("modality", sorted(THRESHOLDS))

@@ -40,7 +40,7 @@ def test_segment_files_and_folders_keeps_going_after_a_bad_file(tmp_path, sample
     assert r.stderr.count("napari-tower: error:") == 2  # the bad file, then the summary
     a = tifffile.imread(out / "a.tif")
     assert a.shape == img.shape and np.issubdtype(a.dtype, np.integer)
-    assert average_precision(a, truth) > 0.55
+    assert average_precision(a, truth) > 0.68  # measured 0.76
     b = tifffile.imread(out / "b.tif")
     assert b.shape == small_image[0].shape and b.max() > 0
     assert not (out / "broken.tif").exists()
@@ -49,10 +49,20 @@ def test_segment_files_and_folders_keeps_going_after_a_bad_file(tmp_path, sample
 def test_all_good_inputs_exit_zero_and_report_progress(tmp_path, small_image):
     f = tmp_path / "x.tif"
     tifffile.imwrite(f, small_image[0])
-    r = run_cli("segment", f, "-o", tmp_path / "o")
+    r = run_cli("segment", f, "-o", tmp_path / "o", "--scale", "auto", "--tta")
     assert r.returncode == 0, r.stderr
     assert "x.tif" in r.stderr and "objects" in r.stderr
     assert (tmp_path / "o" / "x.tif").is_file()
+
+
+def test_bad_scale_is_one_clear_line(tmp_path, small_image):
+    f = tmp_path / "x.tif"
+    tifffile.imwrite(f, small_image[0])
+    r = run_cli("segment", f, "-o", tmp_path / "o", "--scale", "big")
+    assert r.returncode == 2 and "expected a number or 'auto'" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("segment", f, "-o", tmp_path / "o", "--scale", "9")
+    assert r.returncode == 2 and "scale must be 'auto' or between 0.25 and 4" in r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "o" / "x.tif").exists()
 
 
 def test_unknown_model_is_one_clear_line(tmp_path, small_image):

@@ -20,6 +20,7 @@ def test_finetune_saves_a_model_that_segments(tmp_path, small_image):
     out = napari_tower.finetune(img, lab, base="default", epochs=3, seed=0, device="cpu", output=tmp_path / "m")
     card = json.loads((out / "card.json").read_text())
     assert card["training"]["base"] == "default" and card["training"]["steps"] >= 3
+    assert card["postprocess"]["scale"] == 1.0  # trained at the user's scale: no auto upsampling
     labels = napari_tower.segment(img, model=out)
     assert labels.shape == img.shape and dice(labels, lab) > 0.8
 

@@ -138,8 +138,11 @@ def segment(
         (a 3D array without colour axis is taken as a Z stack; pass ``"TYX"`` for movies).
     **options
         ``prob_threshold``, ``seed_threshold``, ``min_size``, ``tile``, ``overlap``,
-        ``precision`` ("auto" or "fp32"), ``stitch_threshold`` (see
-        :class:`~napari_tower.config.PredictConfig`); the model card's values otherwise.
+        ``precision`` ("auto" or "fp32"), ``scale`` (a resize factor, or "auto": a second,
+        upsampled pass when the objects found are under 14 px across; the default model's
+        setting), ``tta`` (average over the four 90-degree rotations, 4x slower),
+        ``stitch_threshold`` (see :class:`~napari_tower.config.PredictConfig`); the model
+        card's values otherwise.
 
     Returns
     -------

@@ -51,7 +51,7 @@ class StderrProgress:
 
 
 def cmd_segment(args) -> int:
-    from .api import load_model, segment_iter
+    from .api import _config, load_model, segment_iter
     from .errors import TowerError
     from .io.files import output_stem, read_image, write_labels
     from .progress import run_to_end
@@ -67,6 +67,11 @@ def cmd_segment(args) -> int:
         return 2
     options = dict(prob_threshold=args.prob_threshold, seed_threshold=args.seed_threshold, min_size=args.min_size, tile=args.tile, scale=args.scale,
                    tta=args.tta or None)
+    try:  # unusable options are one error for the whole run, not one per file
+        _config(model, **options)
+    except TowerError as e:
+        _err(str(e))
+        return 2
     failed = 0
     for i, f in enumerate(files, 1):
         bar = StderrProgress(f"[{i}/{len(files)}] {f.name}:")

@@ -133,7 +133,9 @@ def finetune_iter(
         "task": "instance segmentation",
         "heads": ["foreground", "boundary", "centerness"],
         "input": base_card.get("input", {"channels": 1, "normalization": "percentile 1-99.8"}),
-        "postprocess": base_card.get("postprocess", {"prob_threshold": 0.5, "seed_threshold": 0.4, "min_size": 15}),
+        # scale "auto" is calibrated to the base's training images; this model learnt the user's scale
+        "postprocess": {**base_card.get("postprocess", {"prob_threshold": 0.5, "seed_threshold": 0.4, "min_size": 15}),
+                        "scale": 1.0},
         "parameters": count_parameters(result.net),
         "training": {
             "base": base_name, "sparse": sparse, "n_planes": len(samples), "seed": seed,
