@@ -46,11 +46,13 @@ from .segmentation import MODALITIES, log, machine
 START = "<!-- ssl-comparison:start -->"
 END = "<!-- ssl-comparison:end -->"
 MAIN_INITS = ("none", "simclr", "byol", "tower")
-ABLATIONS = {"tower-no-proxy": "--no-proxy", "tower-no-nce": "--no-nce", "tower-no-restore": "--no-restore"}
+ABLATIONS = {"tower-no-proxy": ["--no-proxy"], "tower-no-nce": ["--no-nce"], "tower-no-restore": ["--no-restore"],
+             # not an ablation: TOWER with InfoNCE weighted 10x (the ablations point at InfoNCE)
+             "tower-nce1": ["--lambda-nce", "1.0"]}
 LABELS = {
     "none": "random init", "simclr": "SimCLR", "byol": "BYOL", "tower": "TOWER",
     "tower-no-proxy": "TOWER w/o proxy tasks", "tower-no-nce": "TOWER w/o InfoNCE",
-    "tower-no-restore": "TOWER w/o restoration",
+    "tower-no-restore": "TOWER w/o restoration", "tower-nce1": "TOWER, lambda_nce 1.0",
 }
 QUICK = dict(pretrain_steps=300, pretrain_crop=64, pretrain_batch=16, finetune_steps=150, finetune_crop=96,
              seeds="3,3,1", fractions="0.01,0.1,1.0", val_per_modality=8, ablation_fractions="0.1")
@@ -64,7 +66,7 @@ def pretrain_command(method_key: str, images: list[str], out: Path, p: dict, dev
            "--method", method, "--max-steps", str(p["pretrain_steps"]), "--crop", str(p["pretrain_crop"]),
            "--batch-size", str(p["pretrain_batch"]), "--seed", "0", "--device", device]
     if method_key in ABLATIONS:
-        cmd.append(ABLATIONS[method_key])
+        cmd += ABLATIONS[method_key]
     return cmd
 
 
@@ -153,7 +155,7 @@ def render(agg: dict, pre: dict, p: dict, args, info: dict, plot_rel: str | None
         f"{info['n_val']} validation images ({info['val_desc']}). Machine: {info['machine']}. "
         f"Mean ± std over seeds (std over seeds, n in the seeds column).",
         "",
-        "Command:",
+        "Commands (a later one with `--resume` adds runs to the same results):",
         "",
         "```",
         info["command"],
@@ -264,7 +266,11 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.work) if args.work else json_path.parent / "ssl_comparison_models"
     state = json.loads(json_path.read_text()) if args.resume and json_path.is_file() else {}
     if state.get("profile") != p:
-        state = {"profile": p, "pretraining": {}, "runs": []}
+        state = {"profile": p, "pretraining": {}, "runs": [], "commands": []}
+    state.setdefault("commands", [])
+    command = "python -m benchmarks.ssl_comparison " + shlex.join(argv if argv is not None else sys.argv[1:])
+    if command not in state["commands"]:
+        state["commands"].append(command)
 
     def save():
         json_path.parent.mkdir(parents=True, exist_ok=True)
@@ -307,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         "n_train": len(train_rows), "n_val": len(val_rows),
         "val_desc": ", ".join(f"{n} {m}" for m, n in counts.items()),
         "machine": f"{mach['cpu']}, {mach['usable_cpus']} CPUs, torch {mach['torch']}",
-        "command": "python -m benchmarks.ssl_comparison " + shlex.join(argv if argv is not None else sys.argv[1:]),
+        "command": "\n".join(state["commands"]),
     }
     agg = aggregate(state["runs"])
     plot_rel = None
@@ -315,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
         plot(agg, fracs, Path(args.plot))
         if args.out:
             plot_rel = os.path.relpath(Path(args.plot), Path(args.out).parent)
-    section = render(agg, {k: v for k, v in state["pretraining"].items() if k in inits}, p, args, info, plot_rel)
+    section = render(agg, state["pretraining"], p, args, info, plot_rel)
     print(section)
     if args.out:
         write_section(Path(args.out), section)

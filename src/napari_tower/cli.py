@@ -154,7 +154,8 @@ def cmd_pretrain(args) -> int:
         cfg = make_config(
             method=args.method, seed=args.seed, use_proxy=not args.no_proxy, use_nce=not args.no_nce,
             use_restore=not args.no_restore,
-            **{k: v for k, v in (("batch_size", args.batch_size), ("crop", args.crop), ("lr", args.lr)) if v is not None},
+            **{k: v for k, v in (("batch_size", args.batch_size), ("crop", args.crop), ("lr", args.lr),
+                                                  ("lambda_nce", args.lambda_nce)) if v is not None},
         )
         max_minutes = args.max_minutes
         if args.max_steps is None and max_minutes is None:
@@ -252,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--batch-size", type=int, default=None, help="regions per step, two views each (default: 16)")
     pt.add_argument("--crop", type=int, default=None, help="view side in pixels, a multiple of 16 (default: 128)")
     pt.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 1e-3)")
+    pt.add_argument("--lambda-nce", type=float, default=None, help="tower: weight of InfoNCE against restoration (default: 0.1)")
     pt.add_argument("--no-proxy", action="store_true", help="ablation (tower): no proxy-task corruption, plain augmented views")
     pt.add_argument("--no-nce", action="store_true", help="ablation (tower): no InfoNCE term")
     pt.add_argument("--no-restore", action="store_true", help="ablation (tower): no restoration term")
