@@ -21,6 +21,8 @@ def test_finetune_saves_a_model_that_segments(tmp_path, small_image):
     card = json.loads((out / "card.json").read_text())
     assert card["training"]["base"] == "default" and card["training"]["steps"] >= 3
     assert card["postprocess"]["scale"] == 1.0  # trained at the user's scale: no auto upsampling
+    areas = np.bincount(np.unique(lab, return_inverse=True)[1].ravel())[1:]
+    assert card["postprocess"]["min_size"] == max(15, int(0.2 * np.median(areas)))  # fragments << the user's objects
     labels = napari_tower.segment(img, model=out)
     assert labels.shape == img.shape and dice(labels, lab) > 0.8
 

@@ -62,6 +62,9 @@ class SegmentWidget(Reporting, Container):
             self._image, self._model, self._model_dir, self._device, self._prob, self._min_size,
             self._scale, self._tta, self._axes, self._run, self._cancel, self._progress, self._status,
         ])
+        self._model.changed.connect(self._load_defaults)
+        self._model_dir.changed.connect(self._load_defaults)
+        self._load_defaults()
         self._run.changed.connect(self.start)
         self._cancel.changed.connect(self.cancel)
         self._stop = threading.Event()
@@ -86,6 +89,21 @@ class SegmentWidget(Reporting, Container):
 
     def refresh_models(self):
         self._model.reset_choices()
+
+    def _load_defaults(self, event=None):
+        """Show the chosen model's own post-processing defaults (a fine-tuned model knows its object size)."""
+        from ..model.weights import read_card, resolve_model_dir
+
+        try:
+            post = read_card(resolve_model_dir(self._model_source())).get("postprocess", {})
+        except Exception:  # noqa: BLE001 (an unreadable model is reported when it is run)
+            return
+        if "prob_threshold" in post:
+            self._prob.value = post["prob_threshold"]
+        if "min_size" in post:
+            self._min_size.value = post["min_size"]
+        scale = post.get("scale", 1.0)
+        self._scale.value = "auto" if scale == "auto" else next((c for c in SCALE_CHOICES[1:] if float(c) == scale), "1")
 
     # running ------------------------------------------------------------------------
     def _model_source(self):

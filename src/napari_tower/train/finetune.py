@@ -27,6 +27,17 @@ def default_arch() -> ArchConfig:
         return ArchConfig(widths=(12, 24, 48, 96, 192))
 
 
+def size_floor(samples, base_min_size: int, fraction: float = 0.2) -> int:
+    """Minimum object size for a fine-tuned model: a fraction of the annotated objects' median area.
+
+    Fragments far smaller than the user's own objects are noise (on whole cells, 15 px kept
+    twice as many objects as there were cells).
+    """
+    areas = np.concatenate([np.bincount(s.labels.ravel())[1:] for s in samples])
+    areas = areas[areas > 0]
+    return max(int(base_min_size), int(fraction * np.median(areas))) if areas.size else int(base_min_size)
+
+
 def base_network(base: str | os.PathLike) -> tuple[TowerNet, str]:
     """'none' (random init), 'tower' (bundled pretrained), 'default', a name, or a directory."""
     net, name, _ = _load_base(base)
@@ -125,6 +136,7 @@ def finetune_iter(
             result = p.result
         else:
             yield p
+    base_post = {"prob_threshold": 0.5, "seed_threshold": 0.4, "min_size": 15, **base_card.get("postprocess", {})}
     name = name or f"finetuned-{time.strftime('%Y%m%d-%H%M%S')}"
     out = Path(output) if output else user_models_dir() / name
     card = {
@@ -134,8 +146,7 @@ def finetune_iter(
         "heads": ["foreground", "boundary", "centerness"],
         "input": base_card.get("input", {"channels": 1, "normalization": "percentile 1-99.8"}),
         # scale "auto" is calibrated to the base's training images; this model learnt the user's scale
-        "postprocess": {**base_card.get("postprocess", {"prob_threshold": 0.5, "seed_threshold": 0.4, "min_size": 15}),
-                        "scale": 1.0},
+        "postprocess": {**base_post, "scale": 1.0, "min_size": size_floor(samples, base_post["min_size"])},
         "parameters": count_parameters(result.net),
         "training": {
             "base": base_name, "sparse": sparse, "n_planes": len(samples), "seed": seed,
