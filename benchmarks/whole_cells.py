@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from .baselines import classical_segment
+from .few_shot import score as _few_shot_score
 from .segmentation import log, machine, write_section
 
 START = "<!-- whole-cells-benchmark:start -->"
@@ -37,10 +38,8 @@ END = "<!-- whole-cells-benchmark:end -->"
 
 
 def score(preds, trues) -> tuple[float, float]:
-    from napari_tower.metrics import average_precision, dice
-
-    return (float(np.mean([dice(p, t) for p, t in zip(preds, trues)])),
-            float(np.mean([average_precision(p, t, 0.5) for p, t in zip(preds, trues)])))
+    s = _few_shot_score(preds, trues)
+    return s["dice_mean"], s["ap50_mean"]
 
 
 def main(argv: list[str] | None = None) -> int:

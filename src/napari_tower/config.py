@@ -22,6 +22,9 @@ class PredictConfig(PostprocessConfig):
     scale: Literal["auto"] | float = Field(1.0, description="resize planes by this factor (0.25-4) before the "
                                          "network, or 'auto': upsample when the objects found are small; labels "
                                          "come back at the input's size")
+    tta: bool = Field(False, description="average the maps over the four 90-degree rotations (4x slower; "
+                      "dense histology gains most)")
+    stitch_threshold: float = Field(0.25, ge=0.0, le=1.0, description="IoU linking objects between z planes")
 
     @field_validator("scale")
     @classmethod
@@ -29,6 +32,3 @@ class PredictConfig(PostprocessConfig):
         if v != "auto" and not 0.25 <= v <= 4.0:
             raise ValueError("scale must be 'auto' or between 0.25 and 4")
         return v
-    tta: bool = Field(False, description="average the maps over the four 90-degree rotations (4x slower; "
-                      "dense histology gains most)")
-    stitch_threshold: float = Field(0.25, ge=0.0, le=1.0, description="IoU linking objects between z planes")

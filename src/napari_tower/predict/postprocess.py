@@ -16,6 +16,12 @@ def remove_small(labels: np.ndarray, min_size: int) -> np.ndarray:
     return np.where(small[labels], 0, labels) if small.any() else labels
 
 
+def object_areas(labels: np.ndarray) -> np.ndarray:
+    """Pixel count of every object present (ids without pixels skipped)."""
+    areas = np.bincount(np.asarray(labels).ravel())[1:]
+    return areas[areas > 0]
+
+
 def smallest_dtype(max_label: int):
     return np.uint16 if max_label < 2**16 else np.uint32
 

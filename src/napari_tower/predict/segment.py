@@ -18,7 +18,7 @@ from ..errors import Cancelled
 from ..io.normalize import percentile_normalize, to_single_channel
 from ..progress import Progress
 from .axes import as_array, check_axes, guess_axes, leading_shape
-from .postprocess import instances_from_maps, smallest_dtype, stitch_planes
+from .postprocess import instances_from_maps, object_areas, smallest_dtype, stitch_planes
 
 
 def _resize(arr: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -29,8 +29,7 @@ def _resize(arr: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 def median_diameter(labels: np.ndarray) -> float:
     """Diameter of the circle with the median object area (0 when there are no objects)."""
-    areas = np.bincount(labels.ravel())[1:]
-    areas = areas[areas > 0]
+    areas = object_areas(labels)
     return float(2 * np.sqrt(np.median(areas) / np.pi)) if areas.size else 0.0
 
 
@@ -41,18 +40,18 @@ AUTO_TARGET_DIAMETER = 20.0
 AUTO_MAX_SCALE = 2.0
 
 
-def _labels_at(model, img: np.ndarray, scale: float, shape, cfg: PredictConfig, should_stop) -> np.ndarray:
-    if scale != 1.0:
-        img = _resize(img[None], tuple(max(8, round(n * scale)) for n in img.shape))[0]
+def _labels_at(model, img: np.ndarray, scale: float, cfg: PredictConfig, should_stop) -> np.ndarray:
+    """Labels of the normalised plane ``img``, predicted at ``scale`` and returned at its size."""
     def maps_of(x):
         return model.predict_maps(x, tile=cfg.tile, overlap=cfg.overlap, precision=cfg.precision, should_stop=should_stop)
 
+    x = img if scale == 1.0 else _resize(img[None], tuple(max(8, round(n * scale)) for n in img.shape))[0]
     if cfg.tta:
-        maps = np.mean([np.rot90(maps_of(np.ascontiguousarray(np.rot90(img, k))), -k, axes=(1, 2)) for k in range(4)], axis=0)
+        maps = np.mean([np.rot90(maps_of(np.ascontiguousarray(np.rot90(x, k))), -k, axes=(1, 2)) for k in range(4)], axis=0)
     else:
-        maps = maps_of(img)
+        maps = maps_of(x)
     if scale != 1.0:
-        maps = _resize(maps, shape)
+        maps = _resize(maps, img.shape)
     return instances_from_maps(maps[0], maps[2], cfg.prob_threshold, cfg.seed_threshold, cfg.min_size)
 
 
@@ -65,14 +64,13 @@ def auto_scale_for(diameter: float) -> float:
 
 def plane_labels(model, plane: np.ndarray, rgb: bool, cfg: PredictConfig, should_stop=None) -> np.ndarray:
     img = percentile_normalize(to_single_channel(np.asarray(plane), rgb))
-    shape = img.shape
     if cfg.scale != "auto":
-        return _labels_at(model, img, cfg.scale, shape, cfg, should_stop)
+        return _labels_at(model, img, cfg.scale, cfg, should_stop)
     # like cellpose's size estimate: a first pass measures the objects, and only images
     # of small objects pay for a second, upsampled pass
-    labels = _labels_at(model, img, 1.0, shape, cfg, should_stop)
+    labels = _labels_at(model, img, 1.0, cfg, should_stop)
     scale = auto_scale_for(median_diameter(labels))
-    return labels if scale == 1.0 else _labels_at(model, img, scale, shape, cfg, should_stop)
+    return labels if scale == 1.0 else _labels_at(model, img, scale, cfg, should_stop)
 
 
 def segment_iter(

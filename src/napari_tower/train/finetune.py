@@ -13,6 +13,7 @@ import torch
 from ..errors import InputError, ModelError
 from ..model.network import ArchConfig, TowerNet, count_parameters
 from ..model.weights import load_network, resolve_device, resolve_model_dir, save_model, user_models_dir
+from ..predict.postprocess import object_areas
 from ..progress import Progress
 from .annotations import annotated_planes, check_convention
 from .trainer import TrainSettings, train
@@ -33,8 +34,7 @@ def size_floor(samples, base_min_size: int, fraction: float = 0.2) -> int:
     Fragments far smaller than the user's own objects are noise (on whole cells, 15 px kept
     twice as many objects as there were cells).
     """
-    areas = np.concatenate([np.bincount(s.labels.ravel())[1:] for s in samples])
-    areas = areas[areas > 0]
+    areas = np.concatenate([object_areas(s.labels) for s in samples])
     return max(int(base_min_size), int(fraction * np.median(areas))) if areas.size else int(base_min_size)
 
 
