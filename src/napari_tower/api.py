@@ -137,7 +137,8 @@ def segment(
         e.g. ``"YX"``, ``"YXC"``, ``"ZYX"``, ``"TYX"``, ``"TZYX"``. Guessed when omitted
         (a 3D array without colour axis is taken as a Z stack; pass ``"TYX"`` for movies).
     **options
-        ``prob_threshold``, ``seed_threshold``, ``min_size``, ``tile``, ``overlap``,
+        ``prob_threshold``, ``split_depth`` (lower splits touching objects more), ``seed_threshold``,
+        ``min_size``, ``tile``, ``overlap``,
         ``precision`` ("auto" or "fp32"), ``scale`` (a resize factor, or "auto": a second,
         upsampled pass when the objects found are under 14 px across; the default model's
         setting), ``tta`` (average over the four 90-degree rotations, 4x slower),

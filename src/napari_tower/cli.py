@@ -65,7 +65,7 @@ def cmd_segment(args) -> int:
     if not files:
         _err("no input images found")
         return 2
-    options = dict(prob_threshold=args.prob_threshold, seed_threshold=args.seed_threshold, min_size=args.min_size, tile=args.tile, scale=args.scale,
+    options = dict(prob_threshold=args.prob_threshold, seed_threshold=args.seed_threshold, split_depth=args.split_depth, min_size=args.min_size, tile=args.tile, scale=args.scale,
                    tta=args.tta or None)
     try:  # unusable options are one error for the whole run, not one per file
         _config(model, **options)
@@ -207,7 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="auto = CUDA, then MPS, then CPU")
     s.add_argument("--axes", default=None, help="axes of every input, e.g. YX, YXC, ZYX, TYX, TZYX (default: from the file, else guessed; 3D = ZYX)")
     s.add_argument("--prob-threshold", type=float, default=None, help="foreground probability cut-off (default: the model's, 0.5)")
-    s.add_argument("--seed-threshold", type=float, default=None, help="centerness cut-off for splitting touching objects (default: the model's)")
+    s.add_argument("--split-depth", type=float, default=None, help="how deep the centerness must dip between two peaks to "
+                   "keep two objects apart; lower splits more (default: the model's, 0.2; 0 = seeds by --seed-threshold)")
+    s.add_argument("--seed-threshold", type=float, default=None, help="centerness cut-off for seeds when --split-depth is 0 (default: the model's)")
     s.add_argument("--min-size", type=int, default=None, help="remove objects smaller than this many pixels (default: the model's)")
     s.add_argument("--scale", type=_scale_arg, default=None, help="resize by this factor before segmenting, or 'auto': "
                    "a second, upsampled pass when the objects found are small (default: the model's)")

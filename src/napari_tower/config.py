@@ -11,7 +11,10 @@ Device = Literal["auto", "cpu", "cuda", "mps"]
 class PostprocessConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     prob_threshold: float = Field(0.5, ge=0.0, le=1.0, description="foreground probability cut-off")
-    seed_threshold: float = Field(0.4, ge=0.0, le=1.0, description="centerness cut-off for watershed seeds")
+    split_depth: float = Field(0.2, ge=0.0, le=1.0, description="how deep the centerness must dip between two "
+                               "peaks to keep them as separate objects (lower splits more; 0: use seed_threshold)")
+    seed_threshold: float = Field(0.4, ge=0.0, le=1.0, description="centerness cut-off for watershed seeds "
+                                  "when split_depth is 0")
     min_size: int = Field(15, ge=0, le=100_000, description="objects smaller than this (pixels) are removed")
 
 

@@ -1,4 +1,4 @@
-"""Probability maps -> integer instance labels (seeded watershed on centerness)."""
+"""Probability maps -> integer instance labels (watershed on centerness, split by peak depth)."""
 from __future__ import annotations
 
 import numpy as np
@@ -32,19 +32,27 @@ def instances_from_maps(
     prob_threshold: float = 0.5,
     seed_threshold: float = 0.4,
     min_size: int = 15,
+    split_depth: float = 0.2,
 ) -> np.ndarray:
-    """Seeded watershed: seeds are connected regions of high centerness inside the mask.
+    """Watershed of the foreground mask on centerness into instances.
 
-    ``fg`` and ``center`` are probabilities in [0, 1] with shape (Y, X). Returns int32.
+    ``fg`` and ``center`` are probabilities in [0, 1] with shape (Y, X). With
+    ``split_depth`` > 0, every peak of the (lightly smoothed) centerness starts an object
+    and two neighbouring objects stay apart only where the centerness dips by at least
+    ``split_depth`` between them (h-maxima seeds); with ``split_depth`` = 0, seeds are
+    the connected regions where centerness exceeds ``seed_threshold``. Returns int32.
     """
     mask = fg > prob_threshold
     if not mask.any():
         return np.zeros(fg.shape, np.int32)
-    seeds, _ = ndi.label((center > seed_threshold) & mask)
-    # seeds too small to be a nucleus centre are noise; dropping them merges their
-    # pixels into the neighbouring object instead of making slivers
-    seeds = remove_small(seeds, max(2, min_size // 4))
-    labels = watershed(-center, seeds, mask=mask)
+    if split_depth > 0:
+        labels = _split_by_depth(center, mask, split_depth)
+    else:
+        seeds, _ = ndi.label((center > seed_threshold) & mask)
+        # seeds too small to be a nucleus centre are noise; dropping them merges their
+        # pixels into the neighbouring object instead of making slivers
+        seeds = remove_small(seeds, max(2, min_size // 4))
+        labels = watershed(-center, seeds, mask=mask)
     # foreground with no seed (faint or tiny objects) still becomes objects
     rest, _ = ndi.label(mask & (labels == 0))
     if rest.any():
@@ -53,6 +61,64 @@ def instances_from_maps(
     if min_size > 0:
         labels = remove_small(labels, min_size)
     return relabel_sequential(labels)
+
+
+def _split_by_depth(center: np.ndarray, mask: np.ndarray, depth: float) -> np.ndarray:
+    """Basins of all centerness peaks, merged where the pass between two is shallower than ``depth``.
+
+    Same result as watershed from skimage's ``h_maxima`` seeds (up to ties), at the cost of
+    one watershed: h_maxima's grey reconstruction takes ~5 s on 2048x2048, this ~1 s.
+    Irregular cells have several weak centerness peaks, which a fixed seed threshold
+    splits into fragments; nuclei in dense tissue have peaks below it, which it merges.
+    """
+    c = np.where(mask, ndi.gaussian_filter(np.asarray(center, np.float32), 1.0), 0).astype(np.float32)
+    peaks = (c == ndi.maximum_filter(c, size=3)) & mask
+    seeds, n = ndi.label(peaks)
+    labels = watershed(-c, seeds, mask=mask)
+    if n < 2:
+        return labels
+    peak = np.zeros(n + 1, np.float32)
+    peak[seeds[peaks]] = c[peaks]  # a basin's highest point is its seed
+    pairs, passes = _passes(labels, c)
+    parent = np.arange(n + 1)
+
+    def root(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    # highest passes first, as a flood rising from the top would meet them; the lower
+    # peak is absorbed by the higher one when it stands less than ``depth`` above the pass
+    for k in np.argsort(-passes, kind="stable"):
+        a, b = root(pairs[k, 0]), root(pairs[k, 1])
+        if a != b and min(peak[a], peak[b]) - passes[k] < depth:
+            if peak[a] < peak[b]:
+                a, b = b, a
+            parent[b] = a
+    lut = np.array([root(i) for i in range(n + 1)], np.int32)
+    return lut[labels]
+
+
+def _passes(labels: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (a < b) of touching labels and the highest pass between them, max of min(c) over touching pixels."""
+    pairs, values = [], []
+    for a_sl, b_sl in (((slice(None), slice(None, -1)), (slice(None), slice(1, None))),
+                       ((slice(None, -1), slice(None)), (slice(1, None), slice(None)))):
+        a, b = labels[a_sl], labels[b_sl]
+        touch = (a > 0) & (b > 0) & (a != b)
+        if touch.any():
+            la, lb = a[touch], b[touch]
+            pairs.append(np.stack([np.minimum(la, lb), np.maximum(la, lb)], 1))
+            values.append(np.minimum(c[a_sl][touch], c[b_sl][touch]))
+    if not pairs:
+        return np.zeros((0, 2), np.int64), np.zeros(0, np.float32)
+    p, v = np.concatenate(pairs).astype(np.int64), np.concatenate(values)
+    key = p[:, 0] * (int(labels.max()) + 1) + p[:, 1]
+    order = np.lexsort((-v, key))  # per pair, the highest value first
+    key, p, v = key[order], p[order], v[order]
+    first = np.r_[True, key[1:] != key[:-1]]
+    return p[first], v[first]
 
 
 def relabel_sequential(labels: np.ndarray) -> np.ndarray:

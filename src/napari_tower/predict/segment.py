@@ -52,7 +52,7 @@ def _labels_at(model, img: np.ndarray, scale: float, cfg: PredictConfig, should_
         maps = maps_of(x)
     if scale != 1.0:
         maps = _resize(maps, img.shape)
-    return instances_from_maps(maps[0], maps[2], cfg.prob_threshold, cfg.seed_threshold, cfg.min_size)
+    return instances_from_maps(maps[0], maps[2], cfg.prob_threshold, cfg.seed_threshold, cfg.min_size, cfg.split_depth)
 
 
 def auto_scale_for(diameter: float) -> float:

@@ -71,7 +71,7 @@ def main(argv=None) -> int:
             "task": "nuclei instance segmentation",
             "heads": ["foreground", "boundary", "centerness"],
             "input": {"channels": 1, "normalization": "percentile 1-99.8", "rgb": "hematoxylin (rgb2hed) unless gray"},
-            "postprocess": {"prob_threshold": 0.5, "seed_threshold": 0.4, "min_size": 15, "scale": "auto"},
+            "postprocess": {"prob_threshold": 0.5, "seed_threshold": 0.4, "split_depth": 0.2, "min_size": 15, "scale": "auto"},
             "parameters": count_parameters(net),
             "training": {
                 "command": "python -m napari_tower.train.dsb " + " ".join(argv if argv is not None else sys.argv[1:]),

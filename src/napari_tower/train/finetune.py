@@ -136,7 +136,7 @@ def finetune_iter(
             result = p.result
         else:
             yield p
-    base_post = {"prob_threshold": 0.5, "seed_threshold": 0.4, "min_size": 15, **base_card.get("postprocess", {})}
+    base_post = {"prob_threshold": 0.5, "seed_threshold": 0.4, "split_depth": 0.2, "min_size": 15, **base_card.get("postprocess", {})}
     name = name or f"finetuned-{time.strftime('%Y%m%d-%H%M%S')}"
     out = Path(output) if output else user_models_dir() / name
     card = {
