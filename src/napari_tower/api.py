@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from .config import PredictConfig
 from .errors import InputError
-from .model.network import TowerNet
+from .model.network import TowerNet, fold_batchnorm
 from .model.weights import available_models, load_network, resolve_device, resolve_model_dir
 from .predict import segment as _segment
 from .predict.tiling import predict_maps as _predict_maps
@@ -28,7 +28,8 @@ class TowerModel:
     Attributes
     ----------
     net : TowerNet
-        The network, in eval mode.
+        The network, in eval mode, BatchNorm folded into the convolutions (inference only;
+        train from ``napari_tower.finetune`` with this model's directory as the base).
     card : dict
         Architecture, training record, metrics and post-processing defaults.
     device : torch.device
@@ -37,7 +38,7 @@ class TowerModel:
     """
 
     def __init__(self, net: TowerNet, card: dict, device: torch.device, path: Path | None = None):
-        self.net = net.to(device).eval().to(memory_format=torch.channels_last)
+        self.net = fold_batchnorm(net).to(device).to(memory_format=torch.channels_last)
         self.card = card
         self.device = device
         self.path = path
