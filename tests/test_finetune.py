@@ -27,6 +27,16 @@ def test_finetune_saves_a_model_that_segments(tmp_path, small_image):
     assert labels.shape == img.shape and dice(labels, lab) > 0.8
 
 
+def test_large_objects_are_learnt_and_segmented_downscaled(tmp_path, small_image):
+    img, lab = small_image
+    big_img, big_lab = (np.kron(a, np.ones((4, 4), a.dtype)) for a in (img, lab))  # nuclei ~4x wider
+    out = napari_tower.finetune(big_img, big_lab, base="default", epochs=2, seed=0, device="cpu", output=tmp_path / "m")
+    card = json.loads((out / "card.json").read_text())
+    assert 0.25 <= card["postprocess"]["scale"] < 0.6 and card["training"]["scale"] == card["postprocess"]["scale"]
+    labels = napari_tower.segment(big_img, model=out)
+    assert labels.shape == big_img.shape and dice(labels, big_lab) > 0.8
+
+
 def test_same_seed_same_model(tmp_path, small_image):
     img, lab = small_image
     a = napari_tower.finetune(img, lab, base="none", epochs=2, seed=3, device="cpu", output=tmp_path / "a")

@@ -106,3 +106,21 @@ def test_sample_data_contribution_loads_image_and_truth(make_napari_viewer):
     viewer = make_napari_viewer()
     viewer.open_sample("napari-tower", "nuclei")
     assert {"nuclei", "nuclei ground truth"} <= {l.name for l in viewer.layers}
+
+
+def test_widget_shows_the_chosen_model_s_own_post_processing(make_napari_viewer, tmp_path):
+    import json
+    import shutil
+
+    from napari_tower.model.weights import resolve_model_dir
+
+    folder = tmp_path / "cells"
+    shutil.copytree(resolve_model_dir("default"), folder)
+    card = json.loads((folder / "card.json").read_text())
+    card["postprocess"].update(scale=0.536, split_depth=0.35, min_size=120)  # as a fine-tune on large cells writes
+    (folder / "card.json").write_text(json.dumps(card))
+    widget = SegmentWidget(make_napari_viewer())
+    assert widget._scale.value == "auto" and widget._split.value == pytest.approx(0.2)
+    widget._model_dir.value = folder
+    assert widget._scale.value == "0.536" and widget._split.value == pytest.approx(0.35)
+    assert widget._min_size.value == 120

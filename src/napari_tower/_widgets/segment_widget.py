@@ -106,7 +106,13 @@ class SegmentWidget(Reporting, Container):
         if "min_size" in post:
             self._min_size.value = post["min_size"]
         scale = post.get("scale", 1.0)
-        self._scale.value = "auto" if scale == "auto" else next((c for c in SCALE_CHOICES[1:] if float(c) == scale), "1")
+        if scale == "auto":
+            self._scale.value = "auto"
+            return
+        choice = next((c for c in SCALE_CHOICES[1:] if float(c) == scale), f"{float(scale):g}")
+        if choice not in SCALE_CHOICES:  # a fine-tuned model's own scale (large objects are learnt downscaled)
+            self._scale.choices = ["auto", *sorted([*SCALE_CHOICES[1:], choice], key=float)]
+        self._scale.value = choice
 
     # running ------------------------------------------------------------------------
     def _model_source(self):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import torch
 
 from ..errors import InputError
 from ..io.normalize import percentile_normalize, to_single_channel
@@ -58,6 +59,19 @@ def plane_sample(img: np.ndarray, lab: np.ndarray, sparse: bool, group: str = ""
         inst = relabel_sequential(lab)
     targets = seg_targets(inst)
     return Sample(img, targets, valid, inst, group)
+
+
+def rescale_sample(s: Sample, factor: float) -> Sample:
+    """The sample resized by ``factor``: image with area averaging, labels and mask by nearest neighbour."""
+    h, w = s.image.shape
+    ny, nx = max(8, round(h * factor)), max(8, round(w * factor))
+    rows = np.minimum(((np.arange(ny) + 0.5) * h / ny).astype(int), h - 1)
+    cols = np.minimum(((np.arange(nx) + 0.5) * w / nx).astype(int), w - 1)
+    t = torch.from_numpy(np.ascontiguousarray(s.image, np.float32))[None, None]
+    img = torch.nn.functional.interpolate(t, size=(ny, nx), mode="bilinear", antialias=True, align_corners=False)[0, 0].numpy()
+    inst = relabel_sequential(s.labels[np.ix_(rows, cols)])
+    valid = None if s.valid is None else s.valid[np.ix_(rows, cols)]
+    return Sample(img, seg_targets(inst), valid, inst, s.group)
 
 
 def check_convention(labels_list: list[np.ndarray], sparse: bool) -> None:

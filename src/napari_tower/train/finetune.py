@@ -15,7 +15,7 @@ from ..model.network import ArchConfig, TowerNet, count_parameters
 from ..model.weights import load_network, resolve_device, resolve_model_dir, save_model, user_models_dir
 from ..predict.postprocess import object_areas
 from ..progress import Progress
-from .annotations import annotated_planes, check_convention
+from .annotations import annotated_planes, check_convention, rescale_sample
 from .trainer import TrainSettings, train
 
 def default_arch() -> ArchConfig:
@@ -36,6 +36,22 @@ def size_floor(samples, base_min_size: int, fraction: float = 0.2) -> int:
     """
     areas = np.concatenate([object_areas(s.labels) for s in samples])
     return max(int(base_min_size), int(fraction * np.median(areas))) if areas.size else int(base_min_size)
+
+
+# objects much larger than the base model's nuclei (dsb2018: median ~20 px across) are learnt
+# and segmented downscaled, as cellpose rescales to a 30 px diameter: the network's context
+# then spans whole cells, and every step and prediction costs fewer pixels
+LARGE_DIAMETER = 40.0
+TARGET_DIAMETER = 30.0
+
+
+def training_scale(samples) -> float:
+    """Resize factor for training and prediction: 1, or < 1 when the annotated objects are large."""
+    areas = np.concatenate([object_areas(s.labels) for s in samples])
+    if not areas.size:
+        return 1.0
+    d = float(2 * np.sqrt(np.median(areas) / np.pi))
+    return 1.0 if d <= LARGE_DIAMETER else max(0.25, round(TARGET_DIAMETER / d, 3))
 
 
 def base_network(base: str | os.PathLike) -> tuple[TowerNet, str]:
@@ -84,11 +100,14 @@ def finetune_iter(
     preview_image: np.ndarray | None = None,
     preview_every: float = 5.0,
     freeze_bn: bool = False,
+    scale: float | str = "auto",
 ) -> Iterator[Progress]:
     """Fine-tune, yielding Progress; the final report's ``result`` is the saved model directory.
 
     ``validation`` is an optional (image, labels) pair held out for early stopping: the
-    best weights on it are kept. Without it, the last weights are kept.
+    best weights on it are kept. Without it, the last weights are kept. ``scale``: the
+    resize factor to learn and segment at, or "auto" (``training_scale``: large objects
+    are downscaled to ~30 px across).
     """
     imgs, labs = _as_list(images), _as_list(labels)
     if len(imgs) != len(labs):
@@ -106,6 +125,13 @@ def finetune_iter(
         val_samples = annotated_planes(validation[0], validation[1], axes, sparse, group="validation")
     if max_minutes is None and epochs is None:
         raise InputError("give a time budget (max_minutes) or a number of epochs")
+    factor = training_scale(samples) if scale == "auto" else float(scale)
+    if not 0.25 <= factor <= 4.0:
+        raise InputError(f"scale must be 'auto' or between 0.25 and 4, got {scale}")
+    min_size_samples = samples  # the size floor is in the user's pixels
+    if factor != 1.0:
+        samples = [rescale_sample(s, factor) for s in samples]
+        val_samples = [rescale_sample(s, factor) for s in val_samples] if val_samples else val_samples
     dev = resolve_device(device)
     torch.manual_seed(seed)  # before building the network: 'none' starts from a seeded init
     net, base_name, base_card = _load_base(base)
@@ -125,9 +151,16 @@ def finetune_iter(
 
         rgb = preview_image.ndim == 3 and preview_image.shape[-1] in (3, 4)
         pimg = percentile_normalize(to_single_channel(np.asarray(preview_image), rgb))
+        from ..predict.segment import _resize
+
+        full_shape = pimg.shape
+        if factor != 1.0:
+            pimg = _resize(pimg[None], tuple(max(8, round(n * factor)) for n in full_shape))[0]
 
         def preview_fn(n):
             maps = predict_maps(n, pimg, dev, divisor=n.cfg.divisor)
+            if factor != 1.0:
+                maps = _resize(maps, full_shape)
             return instances_from_maps(maps[0], maps[2])
 
     result = None
@@ -145,11 +178,12 @@ def finetune_iter(
         "task": "instance segmentation",
         "heads": ["foreground", "boundary", "centerness"],
         "input": base_card.get("input", {"channels": 1, "normalization": "percentile 1-99.8"}),
-        # scale "auto" is calibrated to the base's training images; this model learnt the user's scale
-        "postprocess": {**base_post, "scale": 1.0, "min_size": size_floor(samples, base_post["min_size"])},
+        # scale "auto" is calibrated to the base's training images; this model learnt the user's
+        # objects at ``factor``
+        "postprocess": {**base_post, "scale": factor, "min_size": size_floor(min_size_samples, base_post["min_size"])},
         "parameters": count_parameters(result.net),
         "training": {
-            "base": base_name, "sparse": sparse, "n_planes": len(samples), "seed": seed,
+            "base": base_name, "sparse": sparse, "n_planes": len(samples), "seed": seed, "scale": factor,
             "steps": result.steps, "seconds": round(result.seconds, 1), "stopped_early": result.stopped_early,
             "max_minutes": max_minutes, "epochs": epochs, "device": str(dev),
             "history": result.history[-50:],
