@@ -40,7 +40,7 @@ def test_segment_files_and_folders_keeps_going_after_a_bad_file(tmp_path, sample
     assert r.stderr.count("napari-tower: error:") == 2  # the bad file, then the summary
     a = tifffile.imread(out / "a.tif")
     assert a.shape == img.shape and np.issubdtype(a.dtype, np.integer)
-    assert average_precision(a, truth) > 0.68  # measured 0.76
+    assert average_precision(a, truth) > 0.68  # measured 0.77
     b = tifffile.imread(out / "b.tif")
     assert b.shape == small_image[0].shape and b.max() > 0
     assert not (out / "broken.tif").exists()
