@@ -20,6 +20,7 @@ def test_finetune_saves_a_model_that_segments(tmp_path, small_image):
     out = napari_tower.finetune(img, lab, base="default", epochs=3, seed=0, device="cpu", output=tmp_path / "m")
     card = json.loads((out / "card.json").read_text())
     assert card["training"]["base"] == "default" and card["training"]["steps"] >= 3
+    assert card["training"]["lr"] == 1e-3  # a trained segmentation head: the gentler rate
     assert card["postprocess"]["scale"] == 1.0  # trained at the user's scale: no auto upsampling
     areas = np.bincount(np.unique(lab, return_inverse=True)[1].ravel())[1:]
     assert card["postprocess"]["min_size"] == max(15, int(0.2 * np.median(areas)))  # fragments << the user's objects
@@ -42,6 +43,7 @@ def test_same_seed_same_model(tmp_path, small_image):
     a = napari_tower.finetune(img, lab, base="none", epochs=2, seed=3, device="cpu", output=tmp_path / "a")
     b = napari_tower.finetune(img, lab, base="none", epochs=2, seed=3, device="cpu", output=tmp_path / "b")
     ma, mb = napari_tower.load_model(a, "cpu"), napari_tower.load_model(b, "cpu")
+    assert ma.card["training"]["lr"] == 3e-3  # random head: the faster rate
     for (ka, va), (kb, vb) in zip(ma.net.state_dict().items(), mb.net.state_dict().items()):
         assert ka == kb and np.allclose(va.numpy(), vb.numpy(), atol=1e-4), ka
 
