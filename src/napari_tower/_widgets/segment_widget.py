@@ -7,6 +7,7 @@ from pathlib import Path
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, Label, ProgressBar, PushButton, SpinBox
 
 from ..api import TowerModel, list_models, load_model, segment_iter
+from ..config import PostprocessConfig
 from ._common import Reporting, error_message
 from ._layers import write_labels_layer
 
@@ -102,7 +103,7 @@ class SegmentWidget(Reporting, Container):
             return
         if "prob_threshold" in post:
             self._prob.value = post["prob_threshold"]
-        self._split.value = post.get("split_depth", 0.2)
+        self._split.value = post.get("split_depth", PostprocessConfig.model_fields["split_depth"].default)
         if "min_size" in post:
             self._min_size.value = post["min_size"]
         scale = post.get("scale", 1.0)

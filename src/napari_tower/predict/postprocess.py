@@ -22,6 +22,11 @@ def object_areas(labels: np.ndarray) -> np.ndarray:
     return areas[areas > 0]
 
 
+def median_area_diameter(areas: np.ndarray) -> float:
+    """Diameter of the circle with the median of these object areas (0 when there are none)."""
+    return float(2 * np.sqrt(np.median(areas) / np.pi)) if np.size(areas) else 0.0
+
+
 def smallest_dtype(max_label: int):
     return np.uint16 if max_label < 2**16 else np.uint32
 

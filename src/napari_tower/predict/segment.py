@@ -18,7 +18,7 @@ from ..errors import Cancelled
 from ..io.normalize import percentile_normalize, to_single_channel
 from ..progress import Progress
 from .axes import as_array, check_axes, guess_axes, leading_shape
-from .postprocess import instances_from_maps, object_areas, smallest_dtype, stitch_planes
+from .postprocess import instances_from_maps, median_area_diameter, object_areas, smallest_dtype, stitch_planes
 
 
 def _resize(arr: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -29,8 +29,12 @@ def _resize(arr: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 def median_diameter(labels: np.ndarray) -> float:
     """Diameter of the circle with the median object area (0 when there are no objects)."""
-    areas = object_areas(labels)
-    return float(2 * np.sqrt(np.median(areas) / np.pi)) if areas.size else 0.0
+    return median_area_diameter(object_areas(labels))
+
+
+def scaled_shape(shape: tuple[int, ...], factor: float) -> tuple[int, ...]:
+    """``shape`` resized by ``factor`` (at least 8 pixels a side, the network's smallest input)."""
+    return tuple(max(8, round(n * factor)) for n in shape)
 
 
 # objects narrower than this (pixels) are upsampled under scale="auto": the network was
@@ -45,7 +49,7 @@ def _labels_at(model, img: np.ndarray, scale: float, cfg: PredictConfig, should_
     def maps_of(x):
         return model.predict_maps(x, tile=cfg.tile, overlap=cfg.overlap, precision=cfg.precision, should_stop=should_stop)
 
-    x = img if scale == 1.0 else _resize(img[None], tuple(max(8, round(n * scale)) for n in img.shape))[0]
+    x = img if scale == 1.0 else _resize(img[None], scaled_shape(img.shape, scale))[0]
     if cfg.tta:
         maps = np.mean([np.rot90(maps_of(np.ascontiguousarray(np.rot90(x, k))), -k, axes=(1, 2)) for k in range(4)], axis=0)
     else:

@@ -16,6 +16,7 @@ from ..errors import InputError
 from ..io.normalize import percentile_normalize, to_single_channel
 from ..predict.axes import as_array, check_axes, guess_axes, leading_shape
 from ..predict.postprocess import relabel_sequential
+from ..predict.segment import scaled_shape
 from .data import Sample
 from .targets import seg_targets
 
@@ -64,7 +65,7 @@ def plane_sample(img: np.ndarray, lab: np.ndarray, sparse: bool, group: str = ""
 def rescale_sample(s: Sample, factor: float) -> Sample:
     """The sample resized by ``factor``: image with area averaging, labels and mask by nearest neighbour."""
     h, w = s.image.shape
-    ny, nx = max(8, round(h * factor)), max(8, round(w * factor))
+    ny, nx = scaled_shape((h, w), factor)
     rows = np.minimum(((np.arange(ny) + 0.5) * h / ny).astype(int), h - 1)
     cols = np.minimum(((np.arange(nx) + 0.5) * w / nx).astype(int), w - 1)
     t = torch.from_numpy(np.ascontiguousarray(s.image, np.float32))[None, None]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from ..config import PostprocessConfig
 from ..model.network import ArchConfig, TowerNet, count_parameters
 from ..model.weights import load_network, resolve_device, resolve_model_dir, save_model
 from ..progress import run_to_end
@@ -71,7 +72,7 @@ def main(argv=None) -> int:
             "task": "nuclei instance segmentation",
             "heads": ["foreground", "boundary", "centerness"],
             "input": {"channels": 1, "normalization": "percentile 1-99.8", "rgb": "hematoxylin (rgb2hed) unless gray"},
-            "postprocess": {"prob_threshold": 0.5, "seed_threshold": 0.4, "split_depth": 0.2, "min_size": 15, "scale": "auto"},
+            "postprocess": {**PostprocessConfig().model_dump(), "scale": "auto"},
             "parameters": count_parameters(net),
             "training": {
                 "command": "python -m napari_tower.train.dsb " + " ".join(argv if argv is not None else sys.argv[1:]),

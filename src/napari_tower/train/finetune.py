@@ -10,13 +10,15 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 import torch
 
+from ..config import PostprocessConfig
 from ..errors import InputError, ModelError
 from ..model.network import ArchConfig, TowerNet, count_parameters
 from ..model.weights import load_network, resolve_device, resolve_model_dir, save_model, user_models_dir
-from ..predict.postprocess import object_areas
+from ..predict.postprocess import median_area_diameter, object_areas
 from ..progress import Progress
 from .annotations import annotated_planes, check_convention, rescale_sample
 from .trainer import TrainSettings, train
+
 
 def default_arch() -> ArchConfig:
     """The bundled default model's architecture, so 'none' and 'default' compare like for like."""
@@ -28,13 +30,18 @@ def default_arch() -> ArchConfig:
         return ArchConfig(widths=(12, 24, 48, 96, 192))
 
 
+def annotated_areas(samples) -> np.ndarray:
+    """Pixel areas of every annotated object over the samples."""
+    return np.concatenate([object_areas(s.labels) for s in samples])
+
+
 def size_floor(samples, base_min_size: int, fraction: float = 0.2) -> int:
     """Minimum object size for a fine-tuned model: a fraction of the annotated objects' median area.
 
     Fragments far smaller than the user's own objects are noise (on whole cells, 15 px kept
     twice as many objects as there were cells).
     """
-    areas = np.concatenate([object_areas(s.labels) for s in samples])
+    areas = annotated_areas(samples)
     return max(int(base_min_size), int(fraction * np.median(areas))) if areas.size else int(base_min_size)
 
 
@@ -47,10 +54,7 @@ TARGET_DIAMETER = 30.0
 
 def training_scale(samples) -> float:
     """Resize factor for training and prediction: 1, or < 1 when the annotated objects are large."""
-    areas = np.concatenate([object_areas(s.labels) for s in samples])
-    if not areas.size:
-        return 1.0
-    d = float(2 * np.sqrt(np.median(areas) / np.pi))
+    d = median_area_diameter(annotated_areas(samples))
     return 1.0 if d <= LARGE_DIAMETER else max(0.25, round(TARGET_DIAMETER / d, 3))
 
 
@@ -162,11 +166,11 @@ def finetune_iter(
 
         rgb = preview_image.ndim == 3 and preview_image.shape[-1] in (3, 4)
         pimg = percentile_normalize(to_single_channel(np.asarray(preview_image), rgb))
-        from ..predict.segment import _resize
+        from ..predict.segment import _resize, scaled_shape
 
         full_shape = pimg.shape
         if factor != 1.0:
-            pimg = _resize(pimg[None], tuple(max(8, round(n * factor)) for n in full_shape))[0]
+            pimg = _resize(pimg[None], scaled_shape(full_shape, factor))[0]
 
         def preview_fn(n):
             maps = predict_maps(n, pimg, dev, divisor=n.cfg.divisor)
@@ -180,7 +184,7 @@ def finetune_iter(
             result = p.result
         else:
             yield p
-    base_post = {"prob_threshold": 0.5, "seed_threshold": 0.4, "split_depth": 0.2, "min_size": 15, **base_card.get("postprocess", {})}
+    base_post = {**PostprocessConfig().model_dump(), **base_card.get("postprocess", {})}
     name = name or f"finetuned-{time.strftime('%Y%m%d-%H%M%S')}"
     out = Path(output) if output else user_models_dir() / name
     card = {
