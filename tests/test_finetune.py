@@ -26,6 +26,12 @@ def test_finetune_saves_a_model_that_segments(tmp_path, small_image):
     assert card["postprocess"]["min_size"] == max(15, int(0.2 * np.median(areas)))  # fragments << the user's objects
     labels = napari_tower.segment(img, model=out)
     assert labels.shape == img.shape and dice(labels, lab) > 0.8
+    # both separation methods were scored on the annotations and the better one is the model's
+    choice = card["method_choice"]["ap50"]
+    assert card["postprocess"]["method"] == max(("watershed", "flows"), key=lambda m: (choice[m], m == "watershed"))
+    assert card["heads"][3:] == ["flow y", "flow x"]
+    other = {"watershed": "flows", "flows": "watershed"}[card["postprocess"]["method"]]
+    assert dice(napari_tower.segment(img, model=out, method=other), lab) > 0.7
 
 
 def test_large_objects_are_learnt_and_segmented_downscaled(tmp_path, small_image):

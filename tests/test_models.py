@@ -66,3 +66,11 @@ def test_user_models_are_listed(tmp_path):
     save_model(TowerNet(ArchConfig(widths=(8, 16))), user_models_dir() / "mine", {})
     assert "mine" in napari_tower.list_models()
     assert "default" in napari_tower.list_models()
+
+
+def test_flows_on_a_model_without_flow_maps_is_one_clear_error(tmp_path, small_image):
+    save_model(TowerNet(ArchConfig(widths=(8, 16), seg_channels=3)), tmp_path / "old", {"name": "old"})
+    img = small_image[0]
+    assert napari_tower.segment(img, model=tmp_path / "old", device="cpu").shape == img.shape
+    with pytest.raises(napari_tower.InputError, match="predicts no flows"):
+        napari_tower.segment(img, model=tmp_path / "old", device="cpu", method="flows")

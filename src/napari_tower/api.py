@@ -92,10 +92,14 @@ def _config(model: TowerModel, **overrides) -> PredictConfig:
     values = model.postprocess_defaults()
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
-        return PredictConfig(**values)
+        cfg = PredictConfig(**values)
     except ValidationError as e:
         problems = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
         raise InputError(f"invalid option: {problems}") from None
+    if cfg.method == "flows" and model.net.cfg.seg_channels < 5:
+        raise InputError(f"model {model.name!r} predicts no flows: use method 'watershed', or a model "
+                         "fine-tuned or trained with this version")
+    return cfg
 
 
 def segment_iter(

@@ -66,6 +66,7 @@ def cmd_segment(args) -> int:
         _err("no input images found")
         return 2
     options = dict(prob_threshold=args.prob_threshold, seed_threshold=args.seed_threshold, split_depth=args.split_depth, min_size=args.min_size, tile=args.tile, scale=args.scale,
+                   method=args.method,
                    tta=args.tta or None)
     try:  # unusable options are one error for the whole run, not one per file
         _config(model, **options)
@@ -211,6 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "keep two objects apart; lower splits more (default: the model's, 0.2; 0 = seeds by --seed-threshold)")
     s.add_argument("--seed-threshold", type=float, default=None, help="centerness cut-off for seeds when --split-depth is 0 (default: the model's)")
     s.add_argument("--min-size", type=int, default=None, help="remove objects smaller than this many pixels (default: the model's)")
+    s.add_argument("--method", choices=["watershed", "flows"], default=None, help="how touching objects are separated: "
+                   "watershed on centerness (nuclei) or following predicted flows (irregular cells; models with flow "
+                   "maps only). Default: the model's (fine-tuning picks the better one on the annotations)")
     s.add_argument("--scale", type=_scale_arg, default=None, help="resize by this factor before segmenting, or 'auto': "
                    "a second, upsampled pass when the objects found are small (default: the model's)")
     s.add_argument("--tta", action="store_true", help="test-time augmentation: average over the four 90-degree "

@@ -16,6 +16,9 @@ class PostprocessConfig(BaseModel):
     seed_threshold: float = Field(0.4, ge=0.0, le=1.0, description="centerness cut-off for watershed seeds "
                                   "when split_depth is 0")
     min_size: int = Field(15, ge=0, le=100_000, description="objects smaller than this (pixels) are removed")
+    method: Literal["watershed", "flows"] = Field("watershed", description="how touching objects are separated: "
+                                                  "watershed on centerness (nuclei), or following the predicted "
+                                                  "flows (irregular cells; models with flow maps only)")
 
 
 class PredictConfig(PostprocessConfig):

@@ -174,7 +174,14 @@ class FinetuneWidget(Reporting, Container):
     def _on_done(self, path):
         self.saved_model = path
         self._progress.value = 100
-        self._status.value = f"saved '{path.name}' ({path}); pick it in Segment with TOWER"
+        method = ""
+        try:
+            from ..model.weights import read_card
+
+            method = f", separates objects by {read_card(path)['postprocess']['method']}"
+        except Exception:  # noqa: BLE001 (older cards have no method; the message is a courtesy)
+            pass
+        self._status.value = f"saved '{path.name}' ({path}){method}; pick it in Segment with TOWER"
         plugin_events.models_changed.emit()
 
     def _on_error(self, exc):

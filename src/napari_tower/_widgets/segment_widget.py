@@ -51,6 +51,9 @@ class SegmentWidget(Reporting, Container):
         self._prob = FloatSpinBox(label="probability", min=0.05, max=0.95, step=0.05, value=0.5, tooltip="foreground probability cut-off")
         self._split = FloatSpinBox(label="split depth", min=0.0, max=0.9, step=0.05, value=0.2,
                                    tooltip="lower splits touching objects more, higher merges more")
+        self._method = ComboBox(label="separation", choices=["watershed", "flows"], value="watershed",
+                                tooltip="watershed on centerness (nuclei) or following predicted flows (irregular "
+                                "cells; fine-tuned models pick the better one on their annotations)")
         self._min_size = SpinBox(label="min size (px)", min=0, max=100000, value=15, tooltip="smaller objects are removed")
         self._scale = ComboBox(label="scale", choices=SCALE_CHOICES, value="auto",
                                tooltip="resize before segmenting; auto upsamples when the nuclei found are small")
@@ -62,7 +65,7 @@ class SegmentWidget(Reporting, Container):
         self._progress = ProgressBar(label="progress", min=0, max=1, value=0, visible=True)
         self._status = Label(value="")
         super().__init__(widgets=[
-            self._image, self._model, self._model_dir, self._device, self._prob, self._split, self._min_size,
+            self._image, self._model, self._model_dir, self._device, self._prob, self._split, self._method, self._min_size,
             self._scale, self._tta, self._axes, self._run, self._cancel, self._progress, self._status,
         ])
         self._model.changed.connect(self._load_defaults)
@@ -104,6 +107,7 @@ class SegmentWidget(Reporting, Container):
         if "prob_threshold" in post:
             self._prob.value = post["prob_threshold"]
         self._split.value = post.get("split_depth", PostprocessConfig.model_fields["split_depth"].default)
+        self._method.value = post.get("method", "watershed")
         if "min_size" in post:
             self._min_size.value = post["min_size"]
         scale = post.get("scale", 1.0)
@@ -145,7 +149,8 @@ class SegmentWidget(Reporting, Container):
             return None
         data = layer.data[0] if layer.multiscale else layer.data
         axes = layer_axes(layer, self._axes.value)
-        options = dict(prob_threshold=self._prob.value, split_depth=self._split.value, min_size=self._min_size.value, scale=_scale_value(self._scale.value), tta=self._tta.value)
+        options = dict(prob_threshold=self._prob.value, split_depth=self._split.value, min_size=self._min_size.value, scale=_scale_value(self._scale.value), tta=self._tta.value,
+                       method=self._method.value)
         self._stop.clear()
         self.last_error = None
 

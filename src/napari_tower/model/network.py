@@ -1,9 +1,11 @@
 """TOWER network: residual CNN encoder + U-Net decoder + task heads.
 
-The segmentation head predicts three maps per pixel:
+The segmentation head predicts three or five maps per pixel:
 0. foreground logit, 1. boundary logit, 2. centerness logit (distance to the object's
-edge, normalised per object to [0, 1]). Seeded watershed on centerness separates touching
-nuclei (see ``predict/postprocess.py``).
+edge, normalised per object to [0, 1]); 3-4. flow (dy, dx) towards the object's centre,
+at FLOW_SCALE times unit length. Seeded watershed on centerness separates touching
+nuclei (``predict/postprocess.py``); following the flows separates irregular cells
+(``predict/flow_dynamics.py``).
 
 The restoration head (1 channel) and the projection head (MLP on pooled bottleneck
 features) serve self-supervised pretraining; fine-tuning and inference ignore them.
@@ -16,7 +18,9 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-SEG_CHANNELS = ("foreground", "boundary", "centerness")
+SEG_CHANNELS = ("foreground", "boundary", "centerness", "flow y", "flow x")
+# flows are regressed at this length, so their error weighs like the other maps' in the loss
+FLOW_SCALE = 5.0
 
 
 @dataclass
@@ -24,7 +28,7 @@ class ArchConfig:
     in_channels: int = 1
     widths: tuple[int, ...] = (16, 32, 64, 128)
     blocks_per_level: int = 1
-    seg_channels: int = len(SEG_CHANNELS)
+    seg_channels: int = 3  # 5 adds the flow maps
     proj_dim: int = 64
     # "resblock": concat skip + residual block per level; "light": projected skip added,
     # one conv per level (about half the decoder's compute, for fast CPU inference)
@@ -173,6 +177,22 @@ class TowerNet(nn.Module):
         dec = self._decode(x, feats)
         pooled = feats[-1].mean(dim=(2, 3))
         return self.seg_head(dec), self.restore_head(dec), self.proj_head(pooled)
+
+
+@torch.no_grad()
+def add_flow_maps(net: TowerNet) -> TowerNet:
+    """Give a three-map network the two flow maps (zero-initialised), keeping its other maps."""
+    if net.cfg.seg_channels >= 5:
+        return net
+    old = net.seg_head
+    new = nn.Conv2d(old.in_channels, 5, 1).to(old.weight.device)
+    new.weight.zero_()
+    new.bias.zero_()
+    new.weight[: old.out_channels] = old.weight
+    new.bias[: old.out_channels] = old.bias
+    net.seg_head = new
+    net.cfg.seg_channels = 5
+    return net
 
 
 def count_parameters(model: nn.Module) -> int:

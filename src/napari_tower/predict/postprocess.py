@@ -38,19 +38,29 @@ def instances_from_maps(
     seed_threshold: float = 0.4,
     min_size: int = 15,
     split_depth: float = 0.2,
+    flow: np.ndarray | None = None,
+    method: str = "watershed",
 ) -> np.ndarray:
-    """Watershed of the foreground mask on centerness into instances.
+    """Watershed of the foreground mask on centerness into instances (or flows, see below).
 
     ``fg`` and ``center`` are probabilities in [0, 1] with shape (Y, X). With
     ``split_depth`` > 0, every peak of the (lightly smoothed) centerness starts an object
     and two neighbouring objects stay apart only where the centerness dips by at least
     ``split_depth`` between them (h-maxima seeds); with ``split_depth`` = 0, seeds are
-    the connected regions where centerness exceeds ``seed_threshold``. Returns int32.
+    the connected regions where centerness exceeds ``seed_threshold``. With ``method``
+    "flows", ``flow`` (2, Y, X) is followed instead (``flow_dynamics``); centerness is unused.
+    Returns int32.
     """
     mask = fg > prob_threshold
     if not mask.any():
         return np.zeros(fg.shape, np.int32)
-    if split_depth > 0:
+    if method == "flows":
+        if flow is None:
+            raise ValueError("method 'flows' needs a model that predicts flows")
+        from .flow_dynamics import instances_from_flows
+
+        labels = instances_from_flows(fg, flow, prob_threshold, min_size)
+    elif split_depth > 0:
         labels = _split_by_depth(center, mask, split_depth)
     else:
         seeds, _ = ndi.label((center > seed_threshold) & mask)

@@ -51,12 +51,24 @@ def _labels_at(model, img: np.ndarray, scale: float, cfg: PredictConfig, should_
 
     x = img if scale == 1.0 else _resize(img[None], scaled_shape(img.shape, scale))[0]
     if cfg.tta:
-        maps = np.mean([np.rot90(maps_of(np.ascontiguousarray(np.rot90(x, k))), -k, axes=(1, 2)) for k in range(4)], axis=0)
+        maps = np.mean([rot90_maps(maps_of(np.ascontiguousarray(np.rot90(x, k))), -k) for k in range(4)], axis=0)
     else:
         maps = maps_of(x)
     if scale != 1.0:
         maps = _resize(maps, img.shape)
-    return instances_from_maps(maps[0], maps[2], cfg.prob_threshold, cfg.seed_threshold, cfg.min_size, cfg.split_depth)
+        maps[3:5] /= scale  # a flow step spans 1 / scale pixels at the input's size
+    flow = maps[3:5] if len(maps) >= 5 else None
+    return instances_from_maps(maps[0], maps[2], cfg.prob_threshold, cfg.seed_threshold, cfg.min_size, cfg.split_depth,
+                               flow=flow, method=cfg.method)
+
+
+def rot90_maps(maps: np.ndarray, k: int) -> np.ndarray:
+    """(C, Y, X) maps turned k quarter turns like np.rot90, flow vectors (channels 3-4) with them."""
+    out = np.rot90(maps, k, axes=(1, 2)).copy()
+    if len(out) >= 5:
+        for _ in range(k % 4):  # one quarter turn maps (dy, dx) to (-dx, dy)
+            out[3], out[4] = -out[4], out[3].copy()
+    return out
 
 
 def auto_scale_for(diameter: float) -> float:

@@ -13,6 +13,8 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 
+from ..model.network import FLOW_SCALE
+
 
 def tile_starts(length: int, tile: int, overlap: int, divisor: int) -> tuple[list[int], int]:
     """Start offsets along one axis and the (multiple of ``divisor``) tile size used."""
@@ -72,7 +74,7 @@ def predict_maps(
     divisor: int = 8,
     should_stop=None,
 ) -> np.ndarray:
-    """Sigmoid probabilities (C, Y, X) float32 for a normalised 2D image (Y, X)."""
+    """Maps (C, Y, X) float32 for a normalised 2D image (Y, X): probabilities, then flows."""
     h, w = image.shape
     ys, th = tile_starts(h, tile, overlap, divisor)
     xs, tw = tile_starts(w, tile, overlap, divisor)
@@ -94,7 +96,9 @@ def predict_maps(
             t = torch.from_numpy(patch)[None, None].to(device).contiguous(memory_format=torch.channels_last)
             with autocast_for(device, precision):
                 logits = model(t)
-            prob = torch.sigmoid(logits.float())[0].cpu().numpy()
+            logits = logits.float()[0]
+            # probabilities for foreground, boundary, centerness; flows (if any) at unit length
+            prob = torch.cat([torch.sigmoid(logits[:3]), logits[3:] / FLOW_SCALE]).cpu().numpy()
             if out is None:
                 out = np.zeros((prob.shape[0], h, w), np.float32)
             yh, xw = min(th, h - y), min(tw, w - x)

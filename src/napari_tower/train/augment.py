@@ -8,6 +8,9 @@ import torch.nn.functional as F
 
 from .data import Sample
 
+# channels of the (image, targets..., valid) stack holding the flow vectors
+FLOW_Y, FLOW_X = 4, 5
+
 
 def _crop(arr: np.ndarray, y: int, x: int, size: int) -> np.ndarray:
     """Crop (..., size, size) at (y, x), reflect-padding where the image is smaller."""
@@ -64,8 +67,13 @@ class BatchSampler:
             stack = F.interpolate(stack[None], size=(self.crop, self.crop), mode="bilinear", align_corners=False)[0]
         k = int(rng.integers(0, 4))
         stack = torch.rot90(stack, k, dims=(1, 2))
+        if stack.shape[0] > 5:  # flow vectors turn with the image: one quarter turn maps (dy, dx) to (-dx, dy)
+            for _ in range(k):
+                stack[FLOW_Y], stack[FLOW_X] = -stack[FLOW_X], stack[FLOW_Y].clone()
         if rng.random() < 0.5:
             stack = torch.flip(stack, dims=(2,))
+            if stack.shape[0] > 5:
+                stack[FLOW_X] = -stack[FLOW_X]
         img = stack[0]
         # intensity: gain/offset, gamma on the positive part, additive noise
         img = img * float(rng.uniform(0.75, 1.3)) + float(rng.uniform(-0.1, 0.1))
@@ -79,4 +87,4 @@ class BatchSampler:
 
     def batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         b = torch.stack([self._one() for _ in range(n)])
-        return b[:, :1], b[:, 1:4], (b[:, 4:5] > 0.5).float()
+        return b[:, :1], b[:, 1:-1], (b[:, -1:] > 0.5).float()

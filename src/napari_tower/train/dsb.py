@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from ..config import PostprocessConfig
-from ..model.network import ArchConfig, TowerNet, count_parameters
+from ..model.network import SEG_CHANNELS, ArchConfig, TowerNet, add_flow_maps, count_parameters
 from ..model.weights import load_network, resolve_device, resolve_model_dir, save_model
 from ..progress import run_to_end
 from .data import dsb_index, dsb_split, load_dsb_samples
@@ -41,6 +41,7 @@ def main(argv=None) -> int:
     ap.add_argument("--base", default="none", help="none, or a model name/directory to start from")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--arch", default="unet", choices=sorted(ARCHS), help="network layout when --base none")
+    ap.add_argument("--no-flows", action="store_true", help="train only the three watershed maps (no flow maps)")
     args = ap.parse_args(argv)
 
     rows = dsb_index(args.data)
@@ -55,6 +56,9 @@ def main(argv=None) -> int:
     else:
         net, base_card = load_network(resolve_model_dir(args.base))
         base_command = base_card.get("training", {}).get("command")
+    if not args.no_flows:
+        # learnt here so that fine-tuning on irregular cells starts from trained flow maps
+        net = add_flow_maps(net)
     settings = TrainSettings(
         max_steps=args.steps, batch_size=args.batch_size, crop=args.crop, lr=args.lr, seed=args.seed,
         group_weights=GROUP_WEIGHTS, val_every=max(args.steps // 6, 50), log_every=25,
@@ -70,7 +74,7 @@ def main(argv=None) -> int:
             "name": args.output.name,
             "description": "TOWER segmentation model for nuclei (fluorescence, brightfield, H&E via hematoxylin)",
             "task": "nuclei instance segmentation",
-            "heads": ["foreground", "boundary", "centerness"],
+            "heads": list(SEG_CHANNELS[: net.cfg.seg_channels]),
             "input": {"channels": 1, "normalization": "percentile 1-99.8", "rgb": "hematoxylin (rgb2hed) unless gray"},
             "postprocess": {**PostprocessConfig().model_dump(), "scale": "auto"},
             "parameters": count_parameters(net),

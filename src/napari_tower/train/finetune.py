@@ -12,7 +12,7 @@ import torch
 
 from ..config import PostprocessConfig
 from ..errors import InputError, ModelError
-from ..model.network import ArchConfig, TowerNet, count_parameters
+from ..model.network import SEG_CHANNELS, ArchConfig, TowerNet, add_flow_maps, count_parameters
 from ..model.weights import load_network, resolve_device, resolve_model_dir, save_model, user_models_dir
 from ..predict.postprocess import median_area_diameter, object_areas
 from ..progress import Progress
@@ -78,7 +78,7 @@ def base_network(base: str | os.PathLike) -> tuple[TowerNet, str]:
 def _load_base(base: str | os.PathLike) -> tuple[TowerNet, str, dict]:
     """``base_network`` plus the base's card ({} for 'none'), read once."""
     if str(base) == "none":
-        return TowerNet(default_arch()), "none", {}
+        return add_flow_maps(TowerNet(default_arch())), "none", {}
     try:
         path = resolve_model_dir(base)
     except ModelError:
@@ -86,7 +86,34 @@ def _load_base(base: str | os.PathLike) -> tuple[TowerNet, str, dict]:
             raise ModelError("the bundled 'tower' pretrained weights are not installed in this version; use --base default or none") from None
         raise
     net, card = load_network(path)
+    # fine-tuned models always learn flows: irregular cells need them (see choose_method)
+    net = add_flow_maps(net)
     return net, str(base) if not os.path.isdir(str(base)) else str(card.get("name", path.name)), card
+
+
+def choose_method(net: TowerNet, samples, device, post: dict) -> tuple[str, dict]:
+    """The separation method ("watershed" or "flows") with the higher AP@0.5 on these annotated planes.
+
+    Like stardist's threshold optimisation on validation images: the planes are the held-out
+    one when given, else the training planes (the model fits those better, but both methods
+    are scored on the same footing). Ties go to watershed (the bundled models' method).
+    """
+    from ..metrics import average_precision
+    from ..predict.postprocess import instances_from_maps
+    from ..predict.tiling import predict_maps
+
+    net.eval()
+    scores = {"watershed": [], "flows": []}
+    for s in samples:
+        maps = predict_maps(net, s.image, device, divisor=net.cfg.divisor)
+        for m in scores:
+            pred = instances_from_maps(maps[0], maps[2], post["prob_threshold"], post["seed_threshold"],
+                                       post["min_size"], post["split_depth"], flow=maps[3:5], method=m)
+            if s.valid is not None:
+                pred = np.where(s.valid, pred, 0)
+            scores[m].append(average_precision(pred, s.labels))
+    means = {m: round(float(np.mean(v)), 4) for m, v in scores.items()}
+    return ("flows" if means["flows"] > means["watershed"] else "watershed"), {"ap50": means, "planes": len(samples)}
 
 
 def _as_list(x) -> list:
@@ -116,6 +143,7 @@ def finetune_iter(
     preview_every: float = 5.0,
     freeze_bn: bool = False,
     scale: float | str = "auto",
+    anchor: float = 0.0,
 ) -> Iterator[Progress]:
     """Fine-tune, yielding Progress; the final report's ``result`` is the saved model directory.
 
@@ -156,7 +184,7 @@ def finetune_iter(
     settings = TrainSettings(
         max_steps=max_steps, max_minutes=max_minutes if not epochs else None, batch_size=batch_size, crop=crop,
         lr=lr if lr is not None else base_lr(base_card), seed=seed, val_every=max(steps_per_epoch * 5, 25), log_every=5,
-        scale_range=(0.7, 1.4), freeze_bn=bool(freeze_bn),
+        scale_range=(0.7, 1.4), freeze_bn=bool(freeze_bn), anchor=float(anchor),
     )
     preview_fn = None
     if preview_image is not None:
@@ -185,17 +213,23 @@ def finetune_iter(
         else:
             yield p
     base_post = {**PostprocessConfig().model_dump(), **base_card.get("postprocess", {})}
+    yield Progress(result.steps, result.steps, "choosing how to separate objects")
+    min_size = size_floor(min_size_samples, base_post["min_size"])
+    method, method_scores = choose_method(result.net, val_samples or samples, dev,
+                                          {**base_post, "min_size": int(min_size * factor**2)})
     name = name or f"finetuned-{time.strftime('%Y%m%d-%H%M%S')}"
     out = Path(output) if output else user_models_dir() / name
     card = {
         "name": out.name,
         "description": f"fine-tuned from {base_name} on {len(samples)} annotated plane(s)",
         "task": "instance segmentation",
-        "heads": ["foreground", "boundary", "centerness"],
+        "heads": list(SEG_CHANNELS[: result.net.cfg.seg_channels]),
         "input": base_card.get("input", {"channels": 1, "normalization": "percentile 1-99.8"}),
         # scale "auto" is calibrated to the base's training images; this model learnt the user's
         # objects at ``factor``
-        "postprocess": {**base_post, "scale": factor, "min_size": size_floor(min_size_samples, base_post["min_size"])},
+        "postprocess": {**base_post, "scale": factor, "min_size": min_size,
+                        "method": method},
+        "method_choice": method_scores,
         "parameters": count_parameters(result.net),
         "training": {
             "base": base_name, "sparse": sparse, "n_planes": len(samples), "seed": seed, "scale": factor, "lr": settings.lr,

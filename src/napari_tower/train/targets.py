@@ -5,6 +5,8 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.segmentation import find_boundaries
 
+from .flows import flows
+
 
 def centerness(labels: np.ndarray) -> np.ndarray:
     """Distance to the object's edge divided by the object's largest such distance.
@@ -26,8 +28,11 @@ def centerness(labels: np.ndarray) -> np.ndarray:
 
 
 def seg_targets(labels: np.ndarray) -> np.ndarray:
-    """Stack (foreground, boundary, centerness) as float32, shape (3, Y, X)."""
+    """Stack (foreground, boundary, centerness, flow y, flow x) as float32, shape (5, Y, X).
+
+    Networks with three output maps train on the first three only.
+    """
     labels = np.asarray(labels)
     fg = (labels > 0).astype(np.float32)
     bd = find_boundaries(labels, mode="inner").astype(np.float32)
-    return np.stack([fg, bd, centerness(labels)])
+    return np.concatenate([np.stack([fg, bd, centerness(labels)]), flows(labels)])
