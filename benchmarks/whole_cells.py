@@ -42,6 +42,11 @@ def score(preds, trues) -> tuple[float, float]:
     return s["dice_mean"], s["ap50_mean"]
 
 
+def _mean_sd(values) -> str:
+    v = np.atleast_1d(np.asarray(values, float))
+    return f"{v.mean():.3f}" if v.size == 1 else f"{v.mean():.3f} ± {v.std(ddof=1):.3f}"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.whole_cells", description=__doc__.split("\n\n")[0])
     ap.add_argument("--tiff", required=True, help="ndev-sampledata's scratch-assay-labeled-10T-2Ch.tiff")
@@ -53,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--zoom", type=int, default=1, help="enlarge the frames this many times (cells ~28 px across at 1; "
                     "2 makes them the size of whole cells in a ~1 Mpx phase-contrast image); own doc section")
     ap.add_argument("--finetune-scale", default="auto", help="finetune(scale=...): auto, or a factor (1 = learn at full size)")
+    ap.add_argument("--seeds", default="0", help="fine-tuning seeds, comma-separated; time-budgeted runs vary, so several give a spread")
     ap.add_argument("--out", default=None, help="markdown file to write the section into")
     args = ap.parse_args(argv)
     path = Path(args.tiff)
@@ -76,37 +82,43 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     t0 = time.perf_counter()
     preds = [classical_segment(imgs[t]) for t in test]
-    rows.append(("Otsu + watershed (classical)", "–", *score(preds, [labs[t] for t in test])))
+    rows.append(("Otsu + watershed (classical)", "–", *map(_mean_sd, score(preds, [labs[t] for t in test])), "–"))
     preds = [napari_tower.segment(imgs[t], model="default", device="cpu") for t in test]
-    rows.append(("TOWER default, not fine-tuned", "–", *score(preds, [labs[t] for t in test])))
+    rows.append(("TOWER default, not fine-tuned", "–", *map(_mean_sd, score(preds, [labs[t] for t in test])), "watershed"))
     log(f"references done in {time.perf_counter() - t0:.0f} s")
+    seeds = [int(x) for x in args.seeds.split(",")]
     for base in [b for b in args.bases.split(",") if b]:
-        with tempfile.TemporaryDirectory() as d:
-            t0 = time.perf_counter()
-            out = napari_tower.finetune([imgs[t] for t in train], [labs[t] for t in train], base=base,
-                                        max_minutes=args.minutes, seed=0, device="cpu", output=Path(d) / "m",
-                                        scale=ft_scale)
-            secs = time.perf_counter() - t0
-            preds = [napari_tower.segment(imgs[t], model=out, device="cpu") for t in test]
-        rows.append((f"TOWER fine-tuned from `{base}`", f"{secs:.0f}", *score(preds, [labs[t] for t in test])))
-        log(f"{base}: Dice {rows[-1][2]:.3f} AP {rows[-1][3]:.3f}")
+        runs = []
+        for seed in seeds:
+            with tempfile.TemporaryDirectory() as d:
+                t0 = time.perf_counter()
+                out = napari_tower.finetune([imgs[t] for t in train], [labs[t] for t in train], base=base,
+                                            max_minutes=args.minutes, seed=seed, device="cpu", output=Path(d) / "m",
+                                            scale=ft_scale)
+                secs = time.perf_counter() - t0
+                method = napari_tower.load_model(out, "cpu").card["postprocess"].get("method", "watershed")
+                preds = [napari_tower.segment(imgs[t], model=out, device="cpu") for t in test]
+            runs.append((secs, *score(preds, [labs[t] for t in test]), method))
+            log(f"{base} seed {seed}: Dice {runs[-1][1]:.3f} AP {runs[-1][2]:.3f} ({method})")
+        secs, dices, aps, methods = zip(*runs)
+        rows.append((f"TOWER fine-tuned from `{base}`", f"{np.mean(secs):.0f}", _mean_sd(dices), _mean_sd(aps), ", ".join(methods)))
     m = machine()
     lines = [
         "## Whole cells in transmitted light (few-shot, 2 annotated frames)" + (f", frames enlarged {args.zoom}x" if args.zoom != 1 else ""),
         "",
         f"ndev-sampledata 0.0.3 scratch assay (BSD-3): transmitted-light channel, whole-cell labels; "
         f"fine-tuned on frames {train}, scored on frames {test} (same time-lapse: correlated with the "
-        f"training frames). {args.minutes:g} min CPU budget, seed 0, fine-tuning scale {args.finetune_scale}. Machine: {m['cpu']}, "
+        f"training frames). {args.minutes:g} min CPU budget, seed(s) {args.seeds} (mean ± std over seeds when several), fine-tuning scale {args.finetune_scale}. Machine: {m['cpu']}, "
         f"{m['usable_cpus']} CPUs.",
         "",
         "```",
         "python -m benchmarks.whole_cells " + shlex.join(argv if argv is not None else sys.argv[1:]),
         "```",
         "",
-        "| method | training s | Dice | AP@0.5 |",
-        "|---|---|---|---|",
+        "| method | training s | Dice | AP@0.5 | separation (chosen per run) |",
+        "|---|---|---|---|---|",
     ]
-    lines += [f"| {n} | {s} | {d:.3f} | {a_:.3f} |" for n, s, d, a_ in rows]
+    lines += [f"| {n} | {s} | {d} | {a_} | {m} |" for n, s, d, a_, m in rows]
     section = "\n".join(lines) + "\n"
     print(section)
     if args.out:

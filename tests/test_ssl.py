@@ -365,7 +365,7 @@ def test_pretrained_model_loads_as_a_finetuning_base(tmp_path, planes):
     net, name = base_network(str(out))
     assert net.cfg.widths == default_arch().widths and name == "pre"
     with torch.no_grad():
-        assert net.eval()(torch.zeros(1, 1, 32, 32)).shape == (1, 3, 32, 32)
+        assert net.eval()(torch.zeros(1, 1, 32, 32)).shape == (1, 5, 32, 32)  # flow maps added for fine-tuning
 
 
 def test_bad_settings_are_input_errors(tmp_path, planes):

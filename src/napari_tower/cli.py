@@ -236,7 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--epochs", type=int, default=None, help="train for N passes over the annotated pixels instead (deterministic)")
     f.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     f.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 1e-3 from a segmentation "
-                   "model, 3e-3 from none or self-supervised weights, whose segmentation head is untrained)")
+                   "model that already finds some of your objects, else 3e-3: from none, self-supervised weights, "
+                   "or a model that finds almost none of them (AP@0.5 < 0.2 on your annotations))")
     f.add_argument("--val-image", default=None, help="a held-out annotated image: the best weights on it are kept")
     f.add_argument("--val-labels", default=None, help="labels of --val-image")
     f.add_argument("--axes", default=None, help="axes of the images, e.g. YX, ZYX, TYX (default: from the file, else guessed)")

@@ -40,9 +40,6 @@ class TrainSettings:
     precision: str = "auto"
     # keep batch-norm statistics of the base model: a handful of images estimates them badly
     freeze_bn: bool = False
-    # L2-SP (Li et al. 2018): pull the weights towards the starting ones, so a few images
-    # adapt the base model rather than replace what it knew; 0 = off
-    anchor: float = 0.0
 
 
 @dataclass
@@ -96,7 +93,7 @@ def train(
     )
     net.to(device).to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    start = [p.detach().clone() for p in net.parameters()] if settings.anchor > 0 else None
+
     total = settings.max_steps
     t0 = time.monotonic()
     budget = settings.max_minutes * 60 if settings.max_minutes else None
@@ -142,11 +139,8 @@ def train(
         with autocast_for(device, settings.precision):
             logits = net(x)
         loss = seg_loss(logits, y, v)
-        total_loss = loss
-        if start is not None:
-            total_loss = loss + settings.anchor * sum(((p - p0) ** 2).sum() for p, p0 in zip(net.parameters(), start))
         opt.zero_grad(set_to_none=True)
-        total_loss.backward()
+        loss.backward()
         opt.step()
         losses.append(loss.item())
         out_of_time = deadline is not None and time.monotonic() > deadline
