@@ -34,7 +34,7 @@ def test_flows_are_unit_vectors_inside_objects_and_zero_outside(sample):
 @pytest.mark.parametrize("labels", ["sample", "concave"])
 def test_following_true_flows_recovers_the_objects(sample, labels):
     lab = sample[1] if labels == "sample" else c_and_disc()
-    out = instances_from_flows((lab > 0).astype(np.float32), flows(lab), min_size=0)
+    out = instances_from_flows(lab > 0, flows(lab), min_size=0)
     assert average_precision(out, lab, threshold=0.9) > 0.95
 
 

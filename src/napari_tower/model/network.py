@@ -195,6 +195,11 @@ def add_flow_maps(net: TowerNet) -> TowerNet:
     return net
 
 
+def head_names(net: TowerNet) -> list[str]:
+    """Names of the maps this network's segmentation head predicts (for model cards)."""
+    return list(SEG_CHANNELS[: net.cfg.seg_channels])
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 

@@ -32,17 +32,14 @@ def follow(flow: np.ndarray, mask: np.ndarray, n_iter: int = 100) -> np.ndarray:
     return p.T.numpy()
 
 
-def instances_from_flows(
-    fg: np.ndarray,
-    flow: np.ndarray,
-    prob_threshold: float = 0.5,
-    min_size: int = 15,
-    n_iter: int = 100,
-) -> np.ndarray:
-    """Instance labels (int32) from foreground probability (Y, X) and unit flows (2, Y, X)."""
-    mask = fg > prob_threshold
+def instances_from_flows(mask: np.ndarray, flow: np.ndarray, min_size: int = 15, n_iter: int = 100) -> np.ndarray:
+    """Instance labels (int32) from a foreground mask (Y, X) and unit flows (2, Y, X).
+
+    Called by ``postprocess.instances_from_maps``, which thresholds the foreground once
+    and handles what is left over (unassigned regions, small objects, numbering).
+    """
     if not mask.any():
-        return np.zeros(fg.shape, np.int32)
+        return np.zeros(mask.shape, np.int32)
     ys, xs = np.nonzero(mask)
     end = np.rint(follow(flow, mask, n_iter)).astype(np.int64)
     h, w = mask.shape
@@ -53,10 +50,10 @@ def instances_from_flows(
     peaks = (smooth == ndi.maximum_filter(smooth, size=5)) & (ndi.uniform_filter(hist, 3) * 9 >= min_count)
     seeds, n = ndi.label(peaks)
     if n == 0:
-        return np.zeros(fg.shape, np.int32)
+        return np.zeros(mask.shape, np.int32)
     sinks = watershed(-smooth, seeds, mask=smooth > 0.05)
-    labels = np.zeros(fg.shape, np.int32)
+    labels = np.zeros(mask.shape, np.int32)
     labels[ys, xs] = sinks[end[0], end[1]]
     # foreground pixels whose path ended nowhere join the object they touch
-    labels = watershed(np.zeros(fg.shape, np.float32), labels, mask=mask) if (labels[mask] == 0).any() else labels
+    labels = watershed(np.zeros(mask.shape, np.float32), labels, mask=mask) if (labels[mask] == 0).any() else labels
     return labels

@@ -59,7 +59,7 @@ def instances_from_maps(
             raise ValueError("method 'flows' needs a model that predicts flows")
         from .flow_dynamics import instances_from_flows
 
-        labels = instances_from_flows(fg, flow, prob_threshold, min_size)
+        labels = instances_from_flows(mask, flow, min_size)
     elif split_depth > 0:
         labels = _split_by_depth(center, mask, split_depth)
     else:

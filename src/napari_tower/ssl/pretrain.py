@@ -45,7 +45,7 @@ from torch import nn
 
 from ..config import PostprocessConfig
 from ..errors import InputError, ModelError
-from ..model.network import SEG_CHANNELS, TowerNet, count_parameters
+from ..model.network import TowerNet, count_parameters, head_names
 from ..model.weights import resolve_device, save_model
 from ..progress import Progress
 from .data import ViewSampler
@@ -455,7 +455,7 @@ def pretrain_iter(
         "description": (f"self-supervised pretraining ({cfg.method}) on {len(planes)} unlabelled plane(s); "
                         "a base for fine-tuning, not a segmentation model by itself"),
         "task": "self-supervised pretraining (fine-tune before segmenting)",
-        "heads": list(SEG_CHANNELS[: net.cfg.seg_channels]),
+        "heads": head_names(net),
         "input": {"channels": 1, "normalization": "percentile 1-99.8", "rgb": "hematoxylin (rgb2hed) unless gray"},
         "postprocess": PostprocessConfig().model_dump(),
         "parameters": count_parameters(net),

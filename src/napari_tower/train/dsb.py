@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from ..config import PostprocessConfig
-from ..model.network import SEG_CHANNELS, ArchConfig, TowerNet, add_flow_maps, count_parameters
+from ..model.network import ArchConfig, TowerNet, add_flow_maps, count_parameters, head_names
 from ..model.weights import load_network, resolve_device, resolve_model_dir, save_model
 from ..progress import run_to_end
 from .data import dsb_index, dsb_split, load_dsb_samples
@@ -74,7 +74,7 @@ def main(argv=None) -> int:
             "name": args.output.name,
             "description": "TOWER segmentation model for nuclei (fluorescence, brightfield, H&E via hematoxylin)",
             "task": "nuclei instance segmentation",
-            "heads": list(SEG_CHANNELS[: net.cfg.seg_channels]),
+            "heads": head_names(net),
             "input": {"channels": 1, "normalization": "percentile 1-99.8", "rgb": "hematoxylin (rgb2hed) unless gray"},
             "postprocess": {**PostprocessConfig().model_dump(), "scale": "auto"},
             "parameters": count_parameters(net),

@@ -12,7 +12,7 @@ import torch
 
 from ..config import PostprocessConfig
 from ..errors import InputError, ModelError
-from ..model.network import SEG_CHANNELS, ArchConfig, TowerNet, add_flow_maps, count_parameters
+from ..model.network import ArchConfig, TowerNet, add_flow_maps, count_parameters, head_names
 from ..model.weights import load_network, resolve_device, resolve_model_dir, save_model, user_models_dir
 from ..predict.postprocess import median_area_diameter, object_areas
 from ..progress import Progress
@@ -243,7 +243,7 @@ def finetune_iter(
         "name": out.name,
         "description": f"fine-tuned from {base_name} on {len(samples)} annotated plane(s)",
         "task": "instance segmentation",
-        "heads": list(SEG_CHANNELS[: result.net.cfg.seg_channels]),
+        "heads": head_names(result.net),
         "input": base_card.get("input", {"channels": 1, "normalization": "percentile 1-99.8"}),
         # scale "auto" is calibrated to the base's training images; this model learnt the user's
         # objects at ``factor``

@@ -93,7 +93,6 @@ def train(
     )
     net.to(device).to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-
     total = settings.max_steps
     t0 = time.monotonic()
     budget = settings.max_minutes * 60 if settings.max_minutes else None
