@@ -200,6 +200,7 @@ def finetune_iter(
     if lr is None and base_card and base_card.get("kind") != "pretrained":
         from .trainer import evaluate
 
+        yield Progress(0, max_steps, "checking how well the base segments the annotations")
         zero_shot = round(evaluate(net, samples, dev)["ap50"], 4)
     settings = TrainSettings(
         max_steps=max_steps, max_minutes=max_minutes if not epochs else None, batch_size=batch_size, crop=crop,
