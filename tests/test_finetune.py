@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 import tifffile
+import torch
 
 import napari_tower
 from napari_tower import InputError, ModelError
@@ -22,6 +23,13 @@ def test_finetune_saves_a_model_that_segments(tmp_path, small_image):
     assert card["training"]["base"] == "default" and card["training"]["steps"] >= 3
     # a trained segmentation head that already finds these nuclei: the gentler rate
     assert card["training"]["base_zero_shot_ap50"] > 0.5 and card["training"]["lr"] == 1e-3
+    # ... whose encoder is kept as it is: only the decoder and heads learn
+    assert card["training"]["encoder_frozen"] is True
+    tuned, base = napari_tower.load_model(out, "cpu").net, napari_tower.load_model("default", "cpu").net
+    enc_t, enc_b = tuned.encoder.state_dict(), base.encoder.state_dict()
+    assert all(torch.equal(enc_t[k], enc_b[k]) for k in enc_b)
+    assert not torch.equal(tuned.decoder.state_dict()[next(iter(base.decoder.state_dict()))],
+                           base.decoder.state_dict()[next(iter(base.decoder.state_dict()))])
     assert card["postprocess"]["scale"] == 1.0  # trained at the user's scale: no auto upsampling
     areas = np.bincount(np.unique(lab, return_inverse=True)[1].ravel())[1:]
     assert card["postprocess"]["min_size"] == max(15, int(0.2 * np.median(areas)))  # fragments << the user's objects
@@ -46,6 +54,7 @@ def test_images_the_base_does_not_know_are_learnt_at_the_fast_rate(tmp_path):
     out = napari_tower.finetune(img, lab, base="default", epochs=1, seed=0, device="cpu", output=tmp_path / "m")
     card = json.loads((out / "card.json").read_text())
     assert card["training"]["base_zero_shot_ap50"] < 0.2 and card["training"]["lr"] == 3e-3
+    assert card["training"]["encoder_frozen"] is False  # foreign images: the encoder learns too
 
 
 def test_large_objects_are_learnt_and_segmented_downscaled(tmp_path, small_image):
@@ -131,8 +140,10 @@ def test_cli_finetune_then_segment(tmp_path, small_image):
     tifffile.imwrite(tmp_path / "lab.tif", lab)
     run = lambda *a: subprocess.run([sys.executable, "-m", "napari_tower.cli", *map(str, a)], capture_output=True, text=True, timeout=600)
     r = run("finetune", "--images", tmp_path / "img.tif", "--labels", tmp_path / "lab.tif", "--output", tmp_path / "m",
-            "--epochs", "2", "--seed", "0", "--device", "cpu")
+            "--epochs", "2", "--seed", "0", "--device", "cpu", "--encoder", "train")
     assert r.returncode == 0, r.stderr
+    # a familiar base would keep its encoder; --encoder train overrides that
+    assert json.loads((tmp_path / "m" / "card.json").read_text())["training"]["encoder_frozen"] is False
     r = run("segment", tmp_path / "img.tif", "-o", tmp_path / "out", "--model", tmp_path / "m")
     assert r.returncode == 0, r.stderr
     assert tifffile.imread(tmp_path / "out" / "img.tif").shape == img.shape

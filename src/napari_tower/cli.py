@@ -131,7 +131,7 @@ def cmd_finetune(args) -> int:
             images, labels, base=args.base, sparse=args.sparse,
             max_minutes=None if args.epochs else args.max_minutes, epochs=args.epochs,
             seed=args.seed, device=args.device, axes=args.axes, validation=validation,
-            output=args.output, lr=args.lr,
+            output=args.output, lr=args.lr, freeze_encoder={"auto": None, "train": False, "keep": True}[args.encoder],
         ), bar)
         bar.close()
     except TowerError as e:
@@ -238,6 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 1e-3 from a segmentation "
                    "model that already finds some of your objects, else 3e-3: from none, self-supervised weights, "
                    "or a model that finds almost none of them (AP@0.5 < 0.2 on your annotations))")
+    f.add_argument("--encoder", default="auto", choices=["auto", "train", "keep"], help="train the encoder too, or keep "
+                   "the base's and train the decoder and heads only (auto: keep it when the base is a segmentation "
+                   "model that already finds some of your objects, as for --lr)")
     f.add_argument("--val-image", default=None, help="a held-out annotated image: the best weights on it are kept")
     f.add_argument("--val-labels", default=None, help="labels of --val-image")
     f.add_argument("--axes", default=None, help="axes of the images, e.g. YX, ZYX, TYX (default: from the file, else guessed)")

@@ -40,6 +40,8 @@ class TrainSettings:
     precision: str = "auto"
     # keep batch-norm statistics of the base model: a handful of images estimates them badly
     freeze_bn: bool = False
+    # train the decoder and heads only: the encoder's weights and statistics stay the base's
+    freeze_encoder: bool = False
 
 
 @dataclass
@@ -92,7 +94,10 @@ def train(
         min_valid_fraction=0.05 if any(s.valid is not None for s in train_samples) else 0.0,
     )
     net.to(device).to(memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    for p in net.encoder.parameters():
+        p.requires_grad_(not settings.freeze_encoder)
+    opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=settings.lr,
+                            weight_decay=settings.weight_decay)
     total = settings.max_steps
     t0 = time.monotonic()
     budget = settings.max_minutes * 60 if settings.max_minutes else None
@@ -128,6 +133,8 @@ def train(
     for step in range(1, total + 1):
         set_lr(step - 1)
         net.train()
+        if settings.freeze_encoder:
+            net.encoder.eval()
         if settings.freeze_bn:
             for m in net.modules():
                 if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
@@ -162,6 +169,8 @@ def train(
             break
     if best_state is not None:
         net.load_state_dict(best_state)
+    for p in net.encoder.parameters():
+        p.requires_grad_(True)
     net.eval()
     result = TrainResult(net, step, time.monotonic() - t0, best_score, history, stopped)
     yield Progress(step, total, "done", result=result)
