@@ -98,23 +98,26 @@ def draw_fraction(train_rows: list[dict], fraction: float, seed: int) -> list[di
 
 
 def initial_net(init: str, models: Path):
+    """The network to fine-tune and the parts its pretraining trained."""
     import torch
 
-    from napari_tower.train.finetune import base_network
+    from napari_tower.train.finetune import _load_base, pretrained_parts
 
     torch.manual_seed(0)  # the same random heads for every initialisation
-    return base_network("none" if init == "none" else models / init)[0]
+    net, _, card = _load_base("none" if init == "none" else models / init)
+    return net, pretrained_parts(card)
 
 
-def finetune_and_score(init, models, train_samples, val_samples, p, seed) -> dict:
+def finetune_and_score(init, models, train_samples, val_samples, p, seed, head_warmup: float = 0.0) -> dict:
     import torch
 
     from napari_tower.progress import run_to_end
     from napari_tower.train.trainer import TrainSettings, evaluate, train
 
-    net = initial_net(init, models)
+    net, parts = initial_net(init, models)
     settings = TrainSettings(max_steps=p["finetune_steps"], batch_size=8, crop=p["finetune_crop"], lr=1e-3, seed=seed,
-                             val_every=10**9, log_every=10**9)
+                             val_every=10**9, log_every=10**9,
+                             frozen=parts if head_warmup else (), frozen_until=head_warmup)
     t0 = time.perf_counter()
     res = run_to_end(train(net, train_samples, None, settings, torch.device("cpu")))
     seconds = time.perf_counter() - t0
@@ -151,7 +154,8 @@ def render(agg: dict, pre: dict, p: dict, args, info: dict, plot_rel: str | None
         f"Profile: **{'quick' if args.quick else 'full'}** — pretraining {p['pretrain_steps']} steps "
         f"(batch {p['pretrain_batch']} x 2 views, crop {p['pretrain_crop']}) per method on the "
         f"{info['n_train']} train-split images (labels unused); fine-tuning {p['finetune_steps']} steps "
-        f"(batch 8, crop {p['finetune_crop']}); seeds per fraction {p['seeds']}; scored on "
+        f"(batch 8, crop {p['finetune_crop']}; pretrained parts fixed for the first "
+        f"{p.get('head_warmup', 0):g} of it while the random heads learn); seeds per fraction {p['seeds']}; scored on "
         f"{info['n_val']} validation images ({info['val_desc']}). Machine: {info['machine']}. "
         f"Mean ± std over seeds (std over seeds, n in the seeds column).",
         "",
@@ -243,8 +247,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--resume", action="store_true", help="reuse pretrained models and runs already done")
     for k, v in FULL.items():
         ap.add_argument("--" + k.replace("_", "-"), default=None, type=type(v), help=f"full: {v}; quick: {QUICK[k]}")
+    ap.add_argument("--head-warmup", type=float, default=None, help="fraction of fine-tuning during which the "
+                    "pretrained parts stay fixed while the random heads learn (default: fine-tuning's own, "
+                    "napari_tower.train.finetune.HEAD_WARMUP; 0: train everything from the first step)")
+    ap.add_argument("--pretrained-from", default=None, help="raw runs (JSON) of an earlier run with the same --work and "
+                    "pretraining settings: reuse its pretrained models instead of pretraining again")
     args = ap.parse_args(argv)
+    from napari_tower.train.finetune import HEAD_WARMUP
+
     p = dict(QUICK if args.quick else FULL)
+    p["head_warmup"] = HEAD_WARMUP if args.head_warmup is None else args.head_warmup
     p.update({k: getattr(args, k) for k in FULL if getattr(args, k) is not None})
 
     root = Path(args.data)
@@ -276,6 +288,12 @@ def main(argv: list[str] | None = None) -> int:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(state, indent=1))
 
+    if args.pretrained_from:
+        earlier = json.loads(Path(args.pretrained_from).read_text())
+        same = all(earlier["profile"].get(k) == p[k] for k in ("pretrain_steps", "pretrain_crop", "pretrain_batch"))
+        if not same:
+            raise SystemExit(f"{args.pretrained_from} pretrained with other settings: {earlier['profile']}")
+        state["pretraining"] = {**earlier["pretraining"], **state["pretraining"]}
     images = [str(root / "images" / f"{r['id']}.png") for r in train_rows]
     for init in inits:
         if init == "none" or init in state["pretraining"]:
@@ -301,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
                     cache.clear()
                     cache[key] = load_dsb_samples(root, draw_fraction(train_rows, frac, seed))
                 t0 = time.perf_counter()
-                r = finetune_and_score(init, work, cache[key], val_samples, p, seed)
+                r = finetune_and_score(init, work, cache[key], val_samples, p, seed, p["head_warmup"])
                 r.update(init=init, fraction=frac, seed=seed, n_images=len(cache[key]))
                 state["runs"].append(r)
                 save()

@@ -368,6 +368,34 @@ def test_pretrained_model_loads_as_a_finetuning_base(tmp_path, planes):
         assert net.eval()(torch.zeros(1, 1, 32, 32)).shape == (1, 5, 32, 32)  # flow maps added for fine-tuning
 
 
+def test_finetuning_a_pretrained_base_warms_up_its_heads_first(tmp_path, planes, small_image):
+    from napari_tower.train.annotations import annotated_planes
+    from napari_tower.train.finetune import HEAD_WARMUP, _load_base, pretrained_parts
+    from napari_tower.train.trainer import TrainSettings, train
+
+    out = tmp_path / "pre"
+    _run(planes, out, max_steps=1)
+    net, _, card = _load_base(str(out))
+    assert pretrained_parts(card) == ("encoder", "decoder", "fullres", "refine")  # TOWER restores: decoder too
+    assert pretrained_parts({}) == () and pretrained_parts({"kind": "pretrained", "pretraining": {"config": {
+        "method": "simclr", "use_restore": False}}}) == ("encoder",)
+    start = {k: v.clone() for k, v in net.state_dict().items()}
+    settings = TrainSettings(max_steps=10, batch_size=2, crop=64, lr=1e-3, log_every=1, val_every=10**9,
+                             frozen=pretrained_parts(card), frozen_until=HEAD_WARMUP)
+    moved = {}
+    for p in train(net, annotated_planes(*small_image), None, settings, torch.device("cpu")):
+        if p.result is None:
+            sd = net.state_dict()
+            moved[p.step] = {part: any(not torch.equal(sd[k], start[k]) for k in sd if k.startswith(part + "."))
+                             for part in ("encoder", "decoder", "seg_head")}
+    warm = int(HEAD_WARMUP * 10)
+    # the random head learns from the first step; encoder and decoder (weights and batch-norm
+    # statistics) only once the warm-up is over
+    assert all(moved[s]["seg_head"] and not moved[s]["encoder"] and not moved[s]["decoder"] for s in range(1, warm + 1))
+    assert moved[10]["encoder"] and moved[10]["decoder"]
+    assert all(p.requires_grad for p in net.parameters())  # nothing left frozen for later use
+
+
 def test_bad_settings_are_input_errors(tmp_path, planes):
     with pytest.raises(InputError, match="crop"):
         next(pretrain_iter(planes, {"crop": 50}, "cpu", tmp_path, max_steps=1))

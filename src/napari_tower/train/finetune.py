@@ -89,6 +89,23 @@ def keeps_encoder(base_card: dict, zero_shot_ap: float | None) -> bool:
     return trained_head and zero_shot_ap is not None and zero_shot_ap >= FAMILIAR_AP
 
 
+# a self-supervised base: for the first part of the run its pretrained parts wait while the
+# random segmentation head (and, after SimCLR or BYOL, the random decoder) learns to read them,
+# so that early gradients through a random head do not scramble them (LP-FT, Kumar et al. 2022)
+HEAD_WARMUP = 0.2
+
+
+def pretrained_parts(base_card: dict) -> tuple[str, ...]:
+    """The parts of the network a self-supervised base trained: the encoder, and for TOWER
+    with restoration the decoder path too; () for other bases."""
+    if base_card.get("kind") != "pretrained":
+        return ()
+    config = base_card.get("pretraining", {}).get("config", {})
+    if config.get("method", "tower") == "tower" and config.get("use_restore", True):
+        return ("encoder", "decoder", "fullres", "refine")
+    return ("encoder",)
+
+
 def base_network(base: str | os.PathLike) -> tuple[TowerNet, str]:
     """'none' (random init), 'tower' (bundled pretrained), 'default', a name, or a directory."""
     net, name, _ = _load_base(base)
@@ -170,6 +187,7 @@ def finetune_iter(
     freeze_bn: bool = False,
     scale: float | str = "auto",
     freeze_encoder: bool | None = None,
+    head_warmup: float = HEAD_WARMUP,
 ) -> Iterator[Progress]:
     """Fine-tune, yielding Progress; the final report's ``result`` is the saved model directory.
 
@@ -177,7 +195,8 @@ def finetune_iter(
     best weights on it are kept. Without it, the last weights are kept. ``scale``: the
     resize factor to learn and segment at, or "auto" (``training_scale``: large objects
     are downscaled to ~30 px across). ``freeze_encoder``: train the decoder and heads only;
-    None decides by ``keeps_encoder``.
+    None decides by ``keeps_encoder``. ``head_warmup``: the fraction of the run during which
+    a self-supervised base's pretrained parts stay fixed (see ``pretrained_parts``).
     """
     imgs, labs = _as_list(images), _as_list(labels)
     if len(imgs) != len(labs):
@@ -218,8 +237,12 @@ def finetune_iter(
         max_steps=max_steps, max_minutes=max_minutes if not epochs else None, batch_size=batch_size, crop=crop,
         lr=lr if lr is not None else base_lr(base_card, zero_shot), seed=seed, val_every=max(steps_per_epoch * 5, 25), log_every=5,
         scale_range=(0.7, 1.4), freeze_bn=bool(freeze_bn),
-        freeze_encoder=keeps_encoder(base_card, zero_shot) if freeze_encoder is None else bool(freeze_encoder),
     )
+    keep = keeps_encoder(base_card, zero_shot) if freeze_encoder is None else bool(freeze_encoder)
+    if keep:
+        settings.frozen, settings.frozen_until = ("encoder",), 1.0
+    elif head_warmup and pretrained_parts(base_card):
+        settings.frozen, settings.frozen_until = pretrained_parts(base_card), float(head_warmup)
     preview_fn = None
     if preview_image is not None:
         from ..io.normalize import percentile_normalize, to_single_channel
@@ -267,7 +290,8 @@ def finetune_iter(
         "parameters": count_parameters(result.net),
         "training": {
             "base": base_name, "sparse": sparse, "n_planes": len(samples), "seed": seed, "scale": factor, "lr": settings.lr,
-            "base_zero_shot_ap50": zero_shot, "encoder_frozen": settings.freeze_encoder,
+            "base_zero_shot_ap50": zero_shot, "encoder_frozen": keep,
+            "frozen": {"parts": list(settings.frozen), "until": settings.frozen_until} if settings.frozen else None,
             "steps": result.steps, "seconds": round(result.seconds, 1), "stopped_early": result.stopped_early,
             "max_minutes": max_minutes, "epochs": epochs, "device": str(dev),
             "history": result.history[-50:],

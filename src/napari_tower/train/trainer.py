@@ -40,8 +40,11 @@ class TrainSettings:
     precision: str = "auto"
     # keep batch-norm statistics of the base model: a handful of images estimates them badly
     freeze_bn: bool = False
-    # train the decoder and heads only: the encoder's weights and statistics stay the base's
-    freeze_encoder: bool = False
+    # parts of the network (TowerNet attributes: "encoder", "decoder", "fullres", "refine") whose
+    # weights and statistics stay as they are for the first ``frozen_until`` of the run (a
+    # fraction of the steps or of the time budget; 1.0 = throughout)
+    frozen: tuple[str, ...] = ()
+    frozen_until: float = 1.0
 
 
 @dataclass
@@ -94,21 +97,28 @@ def train(
         min_valid_fraction=0.05 if any(s.valid is not None for s in train_samples) else 0.0,
     )
     net.to(device).to(memory_format=torch.channels_last)
-    for p in net.encoder.parameters():
-        p.requires_grad_(not settings.freeze_encoder)
-    opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=settings.lr,
-                            weight_decay=settings.weight_decay)
+    frozen_modules = [getattr(net, name) for name in settings.frozen if getattr(net, name, None) is not None]
+
+    def set_frozen(on: bool):
+        for module in frozen_modules:  # AdamW skips parameters without gradients
+            for p in module.parameters():
+                p.requires_grad_(not on)
+
+    set_frozen(True)
+    opt = torch.optim.AdamW(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     total = settings.max_steps
     t0 = time.monotonic()
     budget = settings.max_minutes * 60 if settings.max_minutes else None
     deadline = t0 + budget if budget else None
     warmup = min(0.3, max(0.05, 3 / total))
 
+    def progress(step) -> float:
+        frac = step / total
+        return max(frac, (time.monotonic() - t0) / budget) if budget else frac
+
     def set_lr(step):
         # warm-up, then cosine decay over whichever runs out first: steps or time budget
-        frac = step / total
-        if budget:
-            frac = max(frac, (time.monotonic() - t0) / budget)
+        frac = progress(step)
         f = frac / warmup if frac < warmup else 0.5 * (1 + np.cos(np.pi * min(1.0, (frac - warmup) / (1 - warmup))))
         for g in opt.param_groups:
             g["lr"] = settings.lr * max(f, 0.02)
@@ -133,8 +143,12 @@ def train(
     for step in range(1, total + 1):
         set_lr(step - 1)
         net.train()
-        if settings.freeze_encoder:
-            net.encoder.eval()
+        if frozen_modules:
+            frozen_now = progress(step - 1) < settings.frozen_until
+            set_frozen(frozen_now)
+            if frozen_now:
+                for module in frozen_modules:
+                    module.eval()
         if settings.freeze_bn:
             for m in net.modules():
                 if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
@@ -169,8 +183,7 @@ def train(
             break
     if best_state is not None:
         net.load_state_dict(best_state)
-    for p in net.encoder.parameters():
-        p.requires_grad_(True)
+    set_frozen(False)
     net.eval()
     result = TrainResult(net, step, time.monotonic() - t0, best_score, history, stopped)
     yield Progress(step, total, "done", result=result)
