@@ -49,10 +49,14 @@ MAIN_INITS = ("none", "simclr", "byol", "tower")
 ABLATIONS = {"tower-no-proxy": ["--no-proxy"], "tower-no-nce": ["--no-nce"], "tower-no-restore": ["--no-restore"],
              # not an ablation: TOWER with InfoNCE weighted 10x (the ablations point at InfoNCE)
              "tower-nce1": ["--lambda-nce", "1.0"]}
+# fine-tuning-side variants of a pretrained model: TOWER's encoder with the decoder path of the
+# random initialisation, as SimCLR and BYOL transfer (does TOWER's pretrained decoder matter?)
+ENCODER_ONLY = {"tower-encoder-only": "tower"}
 LABELS = {
     "none": "random init", "simclr": "SimCLR", "byol": "BYOL", "tower": "TOWER",
     "tower-no-proxy": "TOWER w/o proxy tasks", "tower-no-nce": "TOWER w/o InfoNCE",
     "tower-no-restore": "TOWER w/o restoration", "tower-nce1": "TOWER, lambda_nce 1.0",
+    "tower-encoder-only": "TOWER encoder only (decoder random)",
 }
 QUICK = dict(pretrain_steps=300, pretrain_crop=64, pretrain_batch=16, finetune_steps=150, finetune_crop=96,
              seeds="3,3,1", fractions="0.01,0.1,1.0", val_per_modality=8, ablation_fractions="0.1")
@@ -104,7 +108,12 @@ def initial_net(init: str, models: Path):
     from napari_tower.train.finetune import _load_base, pretrained_parts
 
     torch.manual_seed(0)  # the same random heads for every initialisation
-    net, _, card = _load_base("none" if init == "none" else models / init)
+    net, _, card = _load_base("none" if init == "none" else models / ENCODER_ONLY.get(init, init))
+    if init in ENCODER_ONLY:
+        torch.manual_seed(0)
+        random = _load_base("none")[0].state_dict()
+        net.load_state_dict({k: v if k.startswith("encoder.") else random[k] for k, v in net.state_dict().items()})
+        return net, ("encoder",)
     return net, pretrained_parts(card)
 
 
@@ -147,15 +156,17 @@ def _pm(v) -> str:
 
 def render(agg: dict, pre: dict, p: dict, args, info: dict, plot_rel: str | None) -> str:
     fracs = [float(f) for f in p["fractions"].split(",")]
-    inits = [i for i in list(MAIN_INITS) + list(ABLATIONS) if any(k[0] == i for k in agg)]
+    inits = [i for i in list(MAIN_INITS) + list(ABLATIONS) + list(ENCODER_ONLY) if any(k[0] == i for k in agg)]
     lines = [
         "## Self-supervised pretraining comparison (SSL)",
         "",
         f"Profile: **{'quick' if args.quick else 'full'}** — pretraining {p['pretrain_steps']} steps "
         f"(batch {p['pretrain_batch']} x 2 views, crop {p['pretrain_crop']}) per method on the "
         f"{info['n_train']} train-split images (labels unused); fine-tuning {p['finetune_steps']} steps "
-        f"(batch 8, crop {p['finetune_crop']}; pretrained parts fixed for the first "
-        f"{p.get('head_warmup', 0):g} of it while the random heads learn); seeds per fraction {p['seeds']}; scored on "
+        f"(batch 8, crop {p['finetune_crop']}, "
+        + (f"pretrained parts fixed for the first {p['head_warmup']:.0%} of it while the random heads learn"
+           if p.get("head_warmup") else "every layer from the first step")
+        + f"); seeds per fraction {p['seeds']}; scored on "
         f"{info['n_val']} validation images ({info['val_desc']}). Machine: {info['machine']}. "
         f"Mean ± std over seeds (std over seeds, n in the seeds column).",
         "",
@@ -209,7 +220,7 @@ def plot(agg: dict, fracs: list[float], path: Path) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, metric, title in zip(axes, ("ap50", "dice"), ("AP@0.5", "foreground Dice")):
-        for i in list(MAIN_INITS) + list(ABLATIONS):
+        for i in list(MAIN_INITS) + list(ABLATIONS) + list(ENCODER_ONLY):
             pts = [(f, agg[(i, f)][metric]) for f in fracs if (i, f) in agg]
             if not pts:
                 continue
@@ -242,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default="docs/ssl_comparison.json", help="raw runs (default: %(default)s)")
     ap.add_argument("--plot", default="docs/ssl_comparison.png", help="plot file (default: %(default)s)")
     ap.add_argument("--work", default=None, help="folder for the pretrained models (default: a folder beside --json)")
-    ap.add_argument("--inits", default=",".join(list(MAIN_INITS) + list(ABLATIONS)), help="subset of %(default)s")
+    ap.add_argument("--inits", default=",".join(list(MAIN_INITS) + list(ABLATIONS) + list(ENCODER_ONLY)), help="subset of %(default)s")
     ap.add_argument("--device", default="cpu", help="pretraining device (fine-tuning and scoring run on the CPU)")
     ap.add_argument("--resume", action="store_true", help="reuse pretrained models and runs already done")
     for k, v in FULL.items():
@@ -296,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         state["pretraining"] = {**earlier["pretraining"], **state["pretraining"]}
     images = [str(root / "images" / f"{r['id']}.png") for r in train_rows]
     for init in inits:
-        if init == "none" or init in state["pretraining"]:
+        if init == "none" or init in state["pretraining"] or init in ENCODER_ONLY:
             continue
         cmd = pretrain_command(init, images, work / init, p, args.device)
         log(f"pretraining {init}: {p['pretrain_steps']} steps")

@@ -368,9 +368,9 @@ def test_pretrained_model_loads_as_a_finetuning_base(tmp_path, planes):
         assert net.eval()(torch.zeros(1, 1, 32, 32)).shape == (1, 5, 32, 32)  # flow maps added for fine-tuning
 
 
-def test_finetuning_a_pretrained_base_warms_up_its_heads_first(tmp_path, planes, small_image):
+def test_head_warmup_keeps_the_pretrained_parts_fixed_at_first(tmp_path, planes, small_image):
     from napari_tower.train.annotations import annotated_planes
-    from napari_tower.train.finetune import HEAD_WARMUP, _load_base, pretrained_parts
+    from napari_tower.train.finetune import _load_base, pretrained_parts
     from napari_tower.train.trainer import TrainSettings, train
 
     out = tmp_path / "pre"
@@ -381,14 +381,14 @@ def test_finetuning_a_pretrained_base_warms_up_its_heads_first(tmp_path, planes,
         "method": "simclr", "use_restore": False}}}) == ("encoder",)
     start = {k: v.clone() for k, v in net.state_dict().items()}
     settings = TrainSettings(max_steps=10, batch_size=2, crop=64, lr=1e-3, log_every=1, val_every=10**9,
-                             frozen=pretrained_parts(card), frozen_until=HEAD_WARMUP)
+                             frozen=pretrained_parts(card), frozen_until=0.2)
     moved = {}
     for p in train(net, annotated_planes(*small_image), None, settings, torch.device("cpu")):
         if p.result is None:
             sd = net.state_dict()
             moved[p.step] = {part: any(not torch.equal(sd[k], start[k]) for k in sd if k.startswith(part + "."))
                              for part in ("encoder", "decoder", "seg_head")}
-    warm = int(HEAD_WARMUP * 10)
+    warm = 2  # steps 1 and 2 start before 0.2 of the 10 steps
     # the random head learns from the first step; encoder and decoder (weights and batch-norm
     # statistics) only once the warm-up is over
     assert all(moved[s]["seg_head"] and not moved[s]["encoder"] and not moved[s]["decoder"] for s in range(1, warm + 1))
