@@ -52,6 +52,7 @@ ABLATIONS = {"tower-no-proxy": ["--no-proxy"], "tower-no-nce": ["--no-nce"], "to
 # fine-tuning-side variants of a pretrained model: TOWER's encoder with the decoder path of the
 # random initialisation, as SimCLR and BYOL transfer (does TOWER's pretrained decoder matter?)
 ENCODER_ONLY = {"tower-encoder-only": "tower"}
+ALL_INITS = list(MAIN_INITS) + list(ABLATIONS) + list(ENCODER_ONLY)
 LABELS = {
     "none": "random init", "simclr": "SimCLR", "byol": "BYOL", "tower": "TOWER",
     "tower-no-proxy": "TOWER w/o proxy tasks", "tower-no-nce": "TOWER w/o InfoNCE",
@@ -156,7 +157,7 @@ def _pm(v) -> str:
 
 def render(agg: dict, pre: dict, p: dict, args, info: dict, plot_rel: str | None) -> str:
     fracs = [float(f) for f in p["fractions"].split(",")]
-    inits = [i for i in list(MAIN_INITS) + list(ABLATIONS) + list(ENCODER_ONLY) if any(k[0] == i for k in agg)]
+    inits = [i for i in ALL_INITS if any(k[0] == i for k in agg)]
     lines = [
         "## Self-supervised pretraining comparison (SSL)",
         "",
@@ -220,7 +221,7 @@ def plot(agg: dict, fracs: list[float], path: Path) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, metric, title in zip(axes, ("ap50", "dice"), ("AP@0.5", "foreground Dice")):
-        for i in list(MAIN_INITS) + list(ABLATIONS) + list(ENCODER_ONLY):
+        for i in ALL_INITS:
             pts = [(f, agg[(i, f)][metric]) for f in fracs if (i, f) in agg]
             if not pts:
                 continue
@@ -253,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default="docs/ssl_comparison.json", help="raw runs (default: %(default)s)")
     ap.add_argument("--plot", default="docs/ssl_comparison.png", help="plot file (default: %(default)s)")
     ap.add_argument("--work", default=None, help="folder for the pretrained models (default: a folder beside --json)")
-    ap.add_argument("--inits", default=",".join(list(MAIN_INITS) + list(ABLATIONS) + list(ENCODER_ONLY)), help="subset of %(default)s")
+    ap.add_argument("--inits", default=",".join(ALL_INITS), help="subset of %(default)s")
     ap.add_argument("--device", default="cpu", help="pretraining device (fine-tuning and scoring run on the CPU)")
     ap.add_argument("--resume", action="store_true", help="reuse pretrained models and runs already done")
     for k, v in FULL.items():

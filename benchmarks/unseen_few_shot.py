@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.data} has no index.csv (dsb2018 lives in ../shared/data)", file=sys.stderr)
         return 2
     import napari_tower
-    from napari_tower.metrics import average_precision, dice
+
+    from .few_shot import score as few_shot_score
 
     data = load(args.data, args.modality, args.zoom, args.dilate)
     n = len(data)
@@ -93,11 +94,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"(weighted by nuclei {np.sum(ap50 * w) / w.sum():.3f})")
 
     def score(model, idx) -> dict[int, tuple[float, float]]:
-        out = {}
-        for i in idx:
-            p = napari_tower.segment(data[i][0], model=model, device="cpu")
-            out[i] = (dice(p, data[i][1]), average_precision(p, data[i][1]))
-        return out
+        s = few_shot_score([napari_tower.segment(data[i][0], model=model, device="cpu") for i in idx],
+                           [data[i][1] for i in idx])
+        return {i: (d, a) for i, d, a in zip(idx, s["dice"], s["ap50"])}
 
     tested = sorted({i for f in folds for i in range(n) if i not in f})
     print(f"{args.modality} (zoom {args.zoom}, labels dilated {args.dilate} px{', sparse' if args.sparse else ''}): "

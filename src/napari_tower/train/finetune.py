@@ -63,6 +63,11 @@ def training_scale(samples) -> float:
 FAMILIAR_AP = 0.2
 
 
+def has_trained_head(base_card: dict) -> bool:
+    """Whether the base is a segmentation model (not 'none', not self-supervised weights)."""
+    return bool(base_card) and base_card.get("kind") != "pretrained"
+
+
 def base_lr(base_card: dict, zero_shot_ap: float | None = None) -> float:
     """Learning rate when none is given: fast (3e-3) for bases whose segmentation head is
     untrained (random initialisation, self-supervised weights) and for trained bases that
@@ -73,8 +78,7 @@ def base_lr(base_card: dict, zero_shot_ap: float | None = None) -> float:
     (zero-shot AP 0) 0.43-0.44 at 1e-3, 0.48 at 3e-3. Histology from two dsb2018 validation
     images, scored on the other 11 (`default` zero-shot 0.58 there): 0.55 at 1e-3, 0.52 at 3e-3.
     """
-    untrained_head = not base_card or base_card.get("kind") == "pretrained"
-    if untrained_head or (zero_shot_ap is not None and zero_shot_ap < FAMILIAR_AP):
+    if not has_trained_head(base_card) or (zero_shot_ap is not None and zero_shot_ap < FAMILIAR_AP):
         return 3e-3
     return 1e-3
 
@@ -85,8 +89,7 @@ def keeps_encoder(base_card: dict, zero_shot_ap: float | None) -> bool:
     the decoder and heads then adapt to the user's objects and annotation style, and each step
     is cheaper (more steps per minute). Bases that do not know the images learn everything.
     """
-    trained_head = bool(base_card) and base_card.get("kind") != "pretrained"
-    return trained_head and zero_shot_ap is not None and zero_shot_ap >= FAMILIAR_AP
+    return has_trained_head(base_card) and zero_shot_ap is not None and zero_shot_ap >= FAMILIAR_AP
 
 
 # ``head_warmup``: optionally, the pretrained parts of a self-supervised base stay fixed for this
@@ -229,7 +232,7 @@ def finetune_iter(
     steps_per_epoch = max(1, math.ceil(area / (batch_size * crop * crop)))
     max_steps = epochs * steps_per_epoch if epochs else 100_000
     zero_shot = None
-    if (lr is None or freeze_encoder is None) and base_card and base_card.get("kind") != "pretrained":
+    if (lr is None or freeze_encoder is None) and has_trained_head(base_card):
         from .trainer import evaluate
 
         yield Progress(0, max_steps, "checking how well the base segments the annotations")
@@ -242,8 +245,8 @@ def finetune_iter(
     keep = keeps_encoder(base_card, zero_shot) if freeze_encoder is None else bool(freeze_encoder)
     if keep:
         settings.frozen, settings.frozen_until = ("encoder",), 1.0
-    elif head_warmup and pretrained_parts(base_card):
-        settings.frozen, settings.frozen_until = pretrained_parts(base_card), float(head_warmup)
+    elif head_warmup and (parts := pretrained_parts(base_card)):
+        settings.frozen, settings.frozen_until = parts, float(head_warmup)
     preview_fn = None
     if preview_image is not None:
         from ..io.normalize import percentile_normalize, to_single_channel
