@@ -22,13 +22,15 @@ def test_bundled_default_has_card_with_metrics_and_fits_the_wheel():
 
 
 def test_round_trip_gives_identical_predictions(tmp_path, small_image):
+    torch.manual_seed(0)
     net = TowerNet(ArchConfig(widths=(8, 16, 32)))
     save_model(net, tmp_path / "m", {"description": "test"})
     m = napari_tower.load_model(tmp_path / "m", device="cpu")
     x = torch.rand(1, 1, 64, 64)
     net.eval()
     with torch.no_grad():
-        assert torch.allclose(net(x), m.net(x.contiguous(memory_format=torch.channels_last)), atol=1e-5)
+        # loading folds batch norm into the convolutions and runs channels-last: equal up to float rounding
+        assert torch.allclose(net(x), m.net(x.contiguous(memory_format=torch.channels_last)), rtol=1e-4, atol=1e-4)
     assert not list((tmp_path / "m").glob("*.tmp"))
 
 
