@@ -171,3 +171,20 @@ def test_validation_runs_on_its_own_schedule_and_reports_best(small_image):
     assert val_steps == [3, 6, 7]
     assert seen and all(0 <= m["dice"] <= 1 for m in seen)
     assert result.best_score == max(h["ap50"] + h["dice"] for h in result.history if "ap50" in h)
+
+
+@pytest.mark.parametrize(
+    "card, zero_shot, lr, keep",
+    [
+        ({}, None, 3e-3, False),  # none: random initialisation
+        ({"kind": "pretrained"}, None, 3e-3, False),  # tower: untrained head
+        ({"kind": "segmentation"}, 0.05, 3e-3, False),  # foreign images (whole cells from default)
+        ({"kind": "segmentation"}, 0.45, 1e-3, False),  # a new source of a known kind (H&E it never saw)
+        ({"kind": "segmentation"}, 0.64, 1e-3, True),  # images the base already segments well
+    ],
+)
+def test_training_rule_follows_the_zero_shot_score(card, zero_shot, lr, keep):
+    from napari_tower.train.finetune import base_lr, keeps_encoder
+
+    assert base_lr(card, zero_shot) == lr
+    assert keeps_encoder(card, zero_shot) is keep

@@ -42,10 +42,14 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--arch", default="unet", choices=sorted(ARCHS), help="network layout when --base none")
     ap.add_argument("--no-flows", action="store_true", help="train only the three watershed maps (no flow maps)")
+    ap.add_argument("--exclude-modality", action="append", default=[], choices=["fluorescence", "histology", "brightfield"],
+                    help="leave a modality out of training and validation (a base that never saw it, for few-shot tests)")
     args = ap.parse_args(argv)
 
     rows = dsb_index(args.data)
     train_rows, val_rows = dsb_split(rows)
+    train_rows = [r for r in train_rows if r["modality"] not in args.exclude_modality]
+    val_rows = [r for r in val_rows if r["modality"] not in args.exclude_modality]
     t0 = time.time()
     train_s, val_s = load_dsb_samples(args.data, train_rows), load_dsb_samples(args.data, val_rows)
     print(f"loaded {len(train_s)} train / {len(val_s)} val images in {time.time() - t0:.0f}s", file=sys.stderr)
