@@ -240,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "or a model that finds almost none of them (AP@0.5 < 0.2 on your annotations))")
     f.add_argument("--encoder", default="auto", choices=["auto", "train", "keep"], help="train the encoder too, or keep "
                    "the base's and train the decoder and heads only (auto: keep it when the base is a segmentation "
-                   "model that already finds some of your objects, as for --lr)")
+                   "model that already segments your annotations well, AP@0.5 >= 0.55)")
     f.add_argument("--val-image", default=None, help="a held-out annotated image: the best weights on it are kept")
     f.add_argument("--val-labels", default=None, help="labels of --val-image")
     f.add_argument("--axes", default=None, help="axes of the images, e.g. YX, ZYX, TYX (default: from the file, else guessed)")
