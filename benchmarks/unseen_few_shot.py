@@ -13,11 +13,12 @@ higher magnification; outlines drawn one pixel wider, another annotation convent
 ``--two-fold`` fine-tunes on the first half of the images and scores on the second, then the
 reverse, so that every image is scored once by a model that never saw it. ``--sparse``
 annotates as the issue's sparse test does: every other nucleus, background marked in the top
-half of each image, the rest 0. ``--all-images --mosaic 4x3 --base DIR`` is the closest proxy of
-the issue's test: a base trained without the modality (``python -m napari_tower.train.dsb
---exclude-modality histology``) fine-tuned on 2 dense ~1 Mpx mosaics of 12 histology images
-and scored on the other mosaics, all never seen. Reported: mean AP@0.5 over images, and weighted by the number
-of nuclei per image (a 3-nucleus image swings the plain mean by 0.05).
+half of each image, the rest 0. ``--all-images --mosaic 4x3 --base DIR`` is the closest
+proxy of the issue's test: a base trained without the modality (``python -m
+napari_tower.train.dsb --exclude-modality histology``) fine-tuned on 2 dense ~1 Mpx mosaics of
+12 histology images and scored on the other mosaics, all never seen. Reported: mean AP@0.5
+over images, and weighted by the number of nuclei per image (a 3-nucleus image swings the
+plain mean by 0.05).
 """
 from __future__ import annotations
 
@@ -141,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             out = napari_tower.finetune(
                 [data[i][0] for i in train], labels, base=args.base, sparse=args.sparse, max_minutes=args.minutes,
                 seed=args.seed, device="cpu", output=Path(d) / "m", lr=args.lr,
-                freeze_encoder={"auto": None, "train": False, "keep": True}[args.encoder],)
+                freeze_encoder={"auto": None, "train": False, "keep": True}[args.encoder])
             card = json.loads((out / "card.json").read_text())
             tuned.update(score(out, test))
         t = card["training"]
