@@ -289,8 +289,13 @@ def main(argv: list[str] | None = None) -> int:
     json_path = Path(args.json)
     work = Path(args.work) if args.work else json_path.parent / "ssl_comparison_models"
     state = json.loads(json_path.read_text()) if args.resume and json_path.is_file() else {}
-    if state.get("profile") != p:
+    # seeds and fractions only choose which runs to do: more of them add to the finished runs
+    selection = ("seeds", "fractions", "ablation_fractions")
+    same = {k: v for k, v in state.get("profile", {}).items() if k not in selection} == \
+        {k: v for k, v in p.items() if k not in selection}
+    if not same:
         state = {"profile": p, "pretraining": {}, "runs": [], "commands": []}
+    state["profile"] = p
     state.setdefault("commands", [])
     command = "python -m benchmarks.ssl_comparison " + shlex.join(argv if argv is not None else sys.argv[1:])
     if command not in state["commands"]:
