@@ -290,10 +290,10 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.work) if args.work else json_path.parent / "ssl_comparison_models"
     state = json.loads(json_path.read_text()) if args.resume and json_path.is_file() else {}
     # seeds and fractions only choose which runs to do: more of them add to the finished runs
-    selection = ("seeds", "fractions", "ablation_fractions")
-    same = {k: v for k, v in state.get("profile", {}).items() if k not in selection} == \
-        {k: v for k, v in p.items() if k not in selection}
-    if not same:
+    def run_settings(profile: dict) -> dict:
+        return {k: v for k, v in profile.items() if k not in ("seeds", "fractions", "ablation_fractions")}
+
+    if run_settings(state.get("profile", {})) != run_settings(p):
         state = {"profile": p, "pretraining": {}, "runs": [], "commands": []}
     state["profile"] = p
     state.setdefault("commands", [])

@@ -46,10 +46,9 @@ def main(argv=None) -> int:
                     help="leave a modality out of training and validation (a base that never saw it, for few-shot tests)")
     args = ap.parse_args(argv)
 
-    rows = dsb_index(args.data)
+    # the split is drawn per modality, so leaving one out does not move the others' images
+    rows = [r for r in dsb_index(args.data) if r["modality"] not in args.exclude_modality]
     train_rows, val_rows = dsb_split(rows)
-    train_rows = [r for r in train_rows if r["modality"] not in args.exclude_modality]
-    val_rows = [r for r in val_rows if r["modality"] not in args.exclude_modality]
     t0 = time.time()
     train_s, val_s = load_dsb_samples(args.data, train_rows), load_dsb_samples(args.data, val_rows)
     print(f"loaded {len(train_s)} train / {len(val_s)} val images in {time.time() - t0:.0f}s", file=sys.stderr)
