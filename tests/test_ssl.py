@@ -135,6 +135,34 @@ def test_blur_illumination_and_contrast():
     np.testing.assert_array_equal(np.argsort(stained, axis=None, kind="stable"), np.argsort(img, axis=None, kind="stable"))
 
 
+def test_transmitted_light_renders_phase_halo_dic_relief_and_absorption():
+    yy, xx = np.mgrid[:96, :96]
+    r = np.hypot(yy - 48, xx - 48)
+    disk = (r < 12).astype(np.float32)  # a bright nucleus on a dark field
+    inside, halo, far = r < 6, (r > 13) & (r < 16), r > 35
+
+    phase = proxy.transmitted_light(disk, _rng(0), strength=1.0, mode="phase")
+    assert phase[inside].mean() < phase[far].mean() < phase[halo].mean()  # dark object, bright halo
+    bright = proxy.transmitted_light(disk, _rng(0), strength=1.0, mode="brightfield")
+    assert bright[inside].mean() < bright[far].mean() - 0.3  # absorbs: dark on a bright field
+    dic = proxy.transmitted_light(disk, _rng(0), strength=1.0, mode="dic")
+    rim = (r > 9) & (r < 13)
+    # relief: the rim is bright on one side and dark on the opposite one, the field level between
+    rim_vals = dic[rim]
+    assert rim_vals.max() - dic[far].mean() > 0.3 and dic[far].mean() - rim_vals.min() > 0.3
+    assert abs(dic[inside].mean() - dic[far].mean()) < 0.1
+    for mode in proxy.TRANSMITTED_MODES:  # the plane's intensity range is kept
+        out = proxy.transmitted_light(disk, _rng(1), strength=1.0, mode=mode)
+        assert -0.1 < np.percentile(out, 1) and np.percentile(out, 99.8) < 1.1
+    np.testing.assert_array_equal(proxy.transmitted_light(disk, _rng(0), strength=0.0), disk)  # 0 = identity
+    with pytest.raises(ValueError, match="mode"):
+        proxy.transmitted_light(disk, _rng(0), mode="darkfield")
+    # off by default (older configs draw as before); on, corrupt renders some views
+    assert ProxyConfig().transmitted_p == 0
+    only = ProxyConfig(curve_p=0, shuffle_p=0, paint_p=0, blur_p=0, noise_p=0, illumination_p=0, stain_p=0, transmitted_p=1.0)
+    assert not np.allclose(corrupt(disk, only, _rng(2)), disk)
+
+
 def test_corrupt_is_pure_accepts_tensors_and_never_paints_twice(monkeypatch):
     img = _rng(0).random((48, 48)).astype(np.float32)
     before = img.copy()

@@ -155,6 +155,7 @@ def cmd_pretrain(args) -> int:
         cfg = make_config(
             method=args.method, seed=args.seed, use_proxy=not args.no_proxy, use_nce=not args.no_nce,
             use_restore=not args.no_restore,
+            **({"proxy": {"transmitted_p": args.transmitted_light}} if args.transmitted_light else {}),
             **{k: v for k, v in (("batch_size", args.batch_size), ("crop", args.crop), ("lr", args.lr),
                                                   ("lambda_nce", args.lambda_nce)) if v is not None},
         )
@@ -265,6 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--crop", type=int, default=None, help="view side in pixels, a multiple of 16 (default: 128)")
     pt.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 1e-3)")
     pt.add_argument("--lambda-nce", type=float, default=None, help="tower: weight of InfoNCE against restoration (default: 0.1)")
+    pt.add_argument("--transmitted-light", type=float, default=None, metavar="P",
+                    help="tower: share of views rendered as phase contrast, DIC or brightfield (a proxy task for "
+                    "corpora with few transmitted-light images; default 0)")
     pt.add_argument("--no-proxy", action="store_true", help="ablation (tower): no proxy-task corruption, plain augmented views")
     pt.add_argument("--no-nce", action="store_true", help="ablation (tower): no InfoNCE term")
     pt.add_argument("--no-restore", action="store_true", help="ablation (tower): no restoration term")

@@ -13,7 +13,7 @@ Stain changes of RGB brightfield images are handled upstream, by converting to t
 hematoxylin channel (``io.normalize.to_single_channel``); what is left to vary on that
 channel is its contrast, modelled here as gamma + gain.
 
-Order inside ``corrupt``: intensity changes (stain/contrast, non-linear curve,
+Order inside ``corrupt``: the transmitted-light rendering, intensity changes (stain/contrast, non-linear curve,
 illumination), then blur, then noise (as in a microscope: optics before the detector),
 then local pixel shuffling, then in- or out-painting (never both in one call).
 """
@@ -251,6 +251,47 @@ def stain_contrast(img: np.ndarray, rng: np.random.Generator, strength: float = 
     return gain * (pos**gamma + (img - pos))
 
 
+TRANSMITTED_MODES = ("phase", "dic", "brightfield")
+
+
+@_plane_io
+def transmitted_light(img: np.ndarray, rng: np.random.Generator, strength: float = 1.0, mode: str | None = None) -> np.ndarray:
+    """Render the specimen as transmitted-light optics would show it, from its plane.
+
+    The plane's intensity stands for the specimen's optical thickness ``t`` (smoothed by
+    sigma 1): ``"phase"`` (phase contrast) shows the high-pass of ``t`` with its sign
+    flipped, so thick objects are dark inside a bright halo (the halo's width, the
+    low-pass sigma, drawn in [2, 6] px); ``"dic"`` shows the derivative of ``t`` along a
+    random shear direction (one rim bright, the opposite rim dark, as in relief);
+    ``"brightfield"`` shows a faint absorption image, dark objects on a bright field.
+    The rendering is scaled to the plane's 1-99.8 percentile range and blended with the
+    plane by the weight ``strength`` (0 = identity, 1 = fully rendered); ``mode`` is drawn
+    uniformly unless given. Nuclei in fluorescence then look
+    like cells under a phase-contrast or DIC objective, a kind of image the pretraining
+    corpus barely holds: restoring the plane from it is reading density from relief.
+    """
+    from scipy.ndimage import gaussian_filter
+
+    if strength <= 0:
+        return img.copy()
+    mode = str(rng.choice(TRANSMITTED_MODES)) if mode is None else mode
+    if mode not in TRANSMITTED_MODES:
+        raise ValueError(f"mode must be one of {TRANSMITTED_MODES}, got {mode!r}")
+    t = gaussian_filter(img, 1.0, mode="reflect")
+    if mode == "phase":
+        rendered = -(t - gaussian_filter(t, rng.uniform(2.0, 6.0), mode="reflect"))
+    elif mode == "dic":
+        theta = rng.uniform(0, 2 * np.pi)
+        gy, gx = np.gradient(t)
+        rendered = np.cos(theta) * gy + np.sin(theta) * gx
+    else:
+        rendered = -t
+    lo, hi = np.percentile(img, [1, 99.8])
+    rlo, rhi = np.percentile(rendered, [1, 99.8])
+    rendered = lo + (rendered - rlo) * (hi - lo) / max(float(rhi - rlo), 1e-6)
+    return (1 - strength) * img + strength * rendered
+
+
 # --------------------------------------------------------------------------- config + composition
 
 
@@ -280,6 +321,9 @@ class ProxyConfig(BaseModel):
     illumination_strength: float = Field(0.5, ge=0, le=1)
     stain_p: float = Field(0.5, ge=0, le=1, description="stain/contrast jitter (gamma + gain)")
     stain_strength: float = Field(0.5, ge=0, le=1)
+    transmitted_p: float = Field(0.0, ge=0, le=1, description="render as phase contrast, DIC or brightfield "
+                                 "(transmitted_light); 0 keeps the draws of configs that predate it")
+    transmitted_strength: float = Field(1.0, ge=0, le=1, description="blend weight of the rendering (1 = fully rendered)")
 
     @classmethod
     def standard_augmentation(cls) -> "ProxyConfig":
@@ -293,6 +337,9 @@ def corrupt(img, cfg: ProxyConfig, rng: np.random.Generator):
     mutually exclusive per call. Returns the corrupted image (same kind and shape); the
     restoration target is ``img`` itself, which is not modified."""
     out = img
+    # the specimen's appearance first; optics and detector then act on it as on any image
+    if cfg.transmitted_p and rng.random() < cfg.transmitted_p:
+        out = transmitted_light(out, rng, cfg.transmitted_strength)
     if rng.random() < cfg.stain_p:
         out = stain_contrast(out, rng, cfg.stain_strength)
     if rng.random() < cfg.curve_p:
@@ -324,4 +371,5 @@ TRANSFORMS = {
     "noise": poisson_gaussian_noise,
     "illumination": illumination,
     "stain": stain_contrast,
+    "transmitted": transmitted_light,
 }
