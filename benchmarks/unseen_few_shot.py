@@ -133,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{', all images' if args.all_images else ''}{', mosaics ' + args.mosaic if args.mosaic else ''}, "
           f"{n} images of {data[0][0].shape[:2]}): "
           f"fine-tune on {folds}, score on the other images ({len(tested)} scored)")
-    print(f"{args.base}, not fine-tuned: {summary(score(args.base, tested))}")
+    if args.base != "none":  # a random network has nothing to score
+        print(f"{args.base}, not fine-tuned: {summary(score(args.base, tested))}")
     tuned, notes = {}, []
     for train in folds:
         test = [i for i in range(n) if i not in train]

@@ -14,6 +14,7 @@ import napari_tower
 from napari_tower import InputError, ModelError
 from napari_tower.metrics import dice
 from napari_tower.train.annotations import annotated_planes, plane_sample
+from napari_tower.train.finetune import FAST_LR
 
 
 def test_finetune_saves_a_model_that_segments(tmp_path, small_image):
@@ -53,7 +54,7 @@ def test_images_the_base_does_not_know_are_learnt_at_the_fast_rate(tmp_path):
     img = rng.normal(0, 1, lab.shape) * (1 + (lab % 3))
     out = napari_tower.finetune(img, lab, base="default", epochs=1, seed=0, device="cpu", output=tmp_path / "m")
     card = json.loads((out / "card.json").read_text())
-    assert card["training"]["base_zero_shot_ap50"] < 0.2 and card["training"]["lr"] == 3e-3
+    assert card["training"]["base_zero_shot_ap50"] < 0.2 and card["training"]["lr"] == FAST_LR
     assert card["training"]["encoder_frozen"] is False  # foreign images: the encoder learns too
 
 
@@ -72,7 +73,7 @@ def test_same_seed_same_model(tmp_path, small_image):
     a = napari_tower.finetune(img, lab, base="none", epochs=2, seed=3, device="cpu", output=tmp_path / "a")
     b = napari_tower.finetune(img, lab, base="none", epochs=2, seed=3, device="cpu", output=tmp_path / "b")
     ma, mb = napari_tower.load_model(a, "cpu"), napari_tower.load_model(b, "cpu")
-    assert ma.card["training"]["lr"] == 3e-3  # random head: the faster rate
+    assert ma.card["training"]["lr"] == FAST_LR  # random head: the faster rate
     for (ka, va), (kb, vb) in zip(ma.net.state_dict().items(), mb.net.state_dict().items()):
         assert ka == kb and np.allclose(va.numpy(), vb.numpy(), atol=1e-4), ka
 
@@ -176,9 +177,9 @@ def test_validation_runs_on_its_own_schedule_and_reports_best(small_image):
 @pytest.mark.parametrize(
     "card, zero_shot, lr, keep",
     [
-        ({}, None, 3e-3, False),  # none: random initialisation
-        ({"kind": "pretrained"}, None, 3e-3, False),  # tower: untrained head
-        ({"kind": "segmentation"}, 0.05, 3e-3, False),  # foreign images (whole cells from default)
+        ({}, None, FAST_LR, False),  # none: random initialisation
+        ({"kind": "pretrained"}, None, FAST_LR, False),  # tower: untrained head
+        ({"kind": "segmentation"}, 0.05, FAST_LR, False),  # foreign images (whole cells from default)
         ({"kind": "segmentation"}, 0.45, 1e-3, False),  # a new source of a known kind (H&E it never saw)
         ({"kind": "segmentation"}, 0.64, 1e-3, True),  # images the base already segments well
     ],

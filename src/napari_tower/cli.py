@@ -237,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--epochs", type=int, default=None, help="train for N passes over the annotated pixels instead (deterministic)")
     f.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     f.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 1e-3 from a segmentation "
-                   "model that already finds some of your objects, else 3e-3: from none, self-supervised weights, "
+                   "model that already finds some of your objects, else 5e-3: from none, self-supervised weights, "
                    "or a model that finds almost none of them (AP@0.5 < 0.2 on your annotations))")
     f.add_argument("--encoder", default="auto", choices=["auto", "train", "keep"], help="train the encoder too, or keep "
                    "the base's and train the decoder and heads only (auto: keep it when the base is a segmentation "

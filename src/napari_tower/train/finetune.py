@@ -68,19 +68,28 @@ def has_trained_head(base_card: dict) -> bool:
     return bool(base_card) and base_card.get("kind") != "pretrained"
 
 
+# learning rates: FAST for untrained segmentation heads and images a trained base does not know,
+# GENTLE for a trained base on images it knows
+FAST_LR = 5e-3
+GENTLE_LR = 1e-3
+
+
 def base_lr(base_card: dict, zero_shot_ap: float | None = None) -> float:
-    """Learning rate when none is given: fast (3e-3) for bases whose segmentation head is
+    """Learning rate when none is given: FAST_LR for bases whose segmentation head is
     untrained (random initialisation, self-supervised weights) and for trained bases that
     do not segment the user's images (zero-shot AP@0.5 on the annotations < FAMILIAR_AP);
-    gentle (1e-3) for a trained base on images it already knows.
+    GENTLE_LR for a trained base on images it already knows.
 
-    Whole cells, 3 min from 2 frames: `tower` AP@0.5 0.257 at 1e-3, 0.327 at 3e-3; `default`
-    (zero-shot AP 0) 0.43-0.44 at 1e-3, 0.48 at 3e-3. Histology from two dsb2018 validation
-    images, scored on the other 11 (`default` zero-shot 0.58 there): 0.55 at 1e-3, 0.52 at 3e-3.
+    3 minutes from 2 annotated frames. Whole cells: `none` AP@0.5 0.400 / 0.410 at 3e-3,
+    0.452 / 0.453 at 5e-3 (seeds 0 / 1); `tower` 0.441 / 0.456 at 3e-3, 0.455 / 0.463 at 5e-3
+    (0.257 at 1e-3 in an earlier version); `default` (zero-shot AP 0) 0.43-0.44 at 1e-3, 0.48
+    at 3e-3. Dense H&E mosaics (`benchmarks.unseen_few_shot --all-images --mosaic 4x3`):
+    `none` 0.514 at 3e-3, 0.518 at 5e-3; `tower` 0.523 / 0.517. Histology from two dsb2018
+    validation images with `default` (zero-shot 0.58 there): 0.55 at 1e-3, 0.52 at 3e-3.
     """
     if not has_trained_head(base_card) or (zero_shot_ap is not None and zero_shot_ap < FAMILIAR_AP):
-        return 3e-3
-    return 1e-3
+        return FAST_LR
+    return GENTLE_LR
 
 
 # a trained base that already segments the user's objects this well keeps its encoder
