@@ -454,18 +454,22 @@ def test_cli_pretrain_runs_on_a_folder_and_rejects_a_bad_path(tmp_path, small_im
     tifffile.imwrite(d / "a.tif", small_image[0])
     tifffile.imwrite(d / "b.tif", small_image[0][::-1].copy())
     out = tmp_path / "pre"
-    r = _cli("pretrain", "--images", d, "--output", out, "--max-steps", 2, "--crop", 64, "--batch-size", 4, "--device", "cpu")
+    r = _cli("pretrain", "--images", d, "--output", out, "--max-steps", 2, "--crop", 64, "--batch-size", 4, "--device", "cpu",
+             "--transmitted-light", 0.5)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == str(out) and "pretrain" in r.stderr
     card = json.loads((out / "card.json").read_text())
     assert card["kind"] == "pretrained" and card["pretraining"]["steps"] == 2
+    assert card["pretraining"]["config"]["proxy"]["transmitted_p"] == 0.5
     assert [m["file"] for m in card["pretraining"]["data"]] == ["a.tif", "b.tif"]
     assert all(len(m["sha256"]) == 64 for m in card["pretraining"]["data"])
 
     helptext = _cli("pretrain", "--help").stdout
     for flag in ("--images", "--output", "--method", "--max-steps", "--max-minutes", "--resume", "--device", "--seed",
-                 "--no-proxy", "--no-nce", "--no-restore"):
+                 "--no-proxy", "--no-nce", "--no-restore", "--transmitted-light"):
         assert flag in helptext
+    wrong = _cli("pretrain", "--images", d, "--output", tmp_path / "y", "--max-steps", 1, "--transmitted-light", 2)
+    assert wrong.returncode == 2 and "transmitted_p" in wrong.stderr and not (tmp_path / "y" / "card.json").exists()
 
     bad = _cli("pretrain", "--images", tmp_path / "nope", "--output", tmp_path / "x")
     assert bad.returncode == 2
