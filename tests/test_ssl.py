@@ -470,6 +470,9 @@ def test_cli_pretrain_runs_on_a_folder_and_rejects_a_bad_path(tmp_path, small_im
         assert flag in helptext
     wrong = _cli("pretrain", "--images", d, "--output", tmp_path / "y", "--max-steps", 1, "--transmitted-light", 2)
     assert wrong.returncode == 2 and "transmitted_p" in wrong.stderr and not (tmp_path / "y" / "card.json").exists()
+    ignored = _cli("pretrain", "--images", d, "--output", tmp_path / "z", "--max-steps", 1, "--method", "simclr",
+                   "--transmitted-light", 0.5)
+    assert ignored.returncode == 2 and "--method tower" in ignored.stderr
 
     bad = _cli("pretrain", "--images", tmp_path / "nope", "--output", tmp_path / "x")
     assert bad.returncode == 2
