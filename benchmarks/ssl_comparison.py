@@ -21,7 +21,8 @@ Protocol
 Profiles
     ``--quick`` (about 70 minutes on 2 CPU cores: ~22 min pretraining six models, ~75 s per
     fine-tuning run): small crops, 1200 pretraining and 600 fine-tuning steps, 3 seeds for 1%
-    and 10%, 1 for 100%, ablations at 10% only, a validation subset. The full profile (default) is sized for a GPU. The table says which produced it.
+    and 10%, 1 for 100%, ablations at 10% only, a validation subset. The full profile
+    (default) is sized for a GPU. The table says which produced it.
 
 Outputs: markdown section between ``<!-- ssl-comparison:start -->`` / ``<!-- ssl-comparison:end -->``
 in ``--out``, the plot ``--plot`` (docs/ssl_comparison.png) and raw runs ``--json``

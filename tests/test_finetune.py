@@ -14,7 +14,7 @@ import napari_tower
 from napari_tower import InputError, ModelError
 from napari_tower.metrics import dice
 from napari_tower.train.annotations import annotated_planes, plane_sample
-from napari_tower.train.finetune import FAST_LR
+from napari_tower.train.finetune import FAST_LR, GENTLE_LR
 
 
 def test_finetune_saves_a_model_that_segments(tmp_path, small_image):
@@ -180,8 +180,8 @@ def test_validation_runs_on_its_own_schedule_and_reports_best(small_image):
         ({}, None, FAST_LR, False),  # none: random initialisation
         ({"kind": "pretrained"}, None, FAST_LR, False),  # tower: untrained head
         ({"kind": "segmentation"}, 0.05, FAST_LR, False),  # foreign images (whole cells from default)
-        ({"kind": "segmentation"}, 0.45, 1e-3, False),  # a new source of a known kind (H&E it never saw)
-        ({"kind": "segmentation"}, 0.64, 1e-3, True),  # images the base already segments well
+        ({"kind": "segmentation"}, 0.45, GENTLE_LR, False),  # a new source of a known kind (H&E it never saw)
+        ({"kind": "segmentation"}, 0.64, GENTLE_LR, True),  # images the base already segments well
     ],
 )
 def test_training_rule_follows_the_zero_shot_score(card, zero_shot, lr, keep):

@@ -151,9 +151,6 @@ def cmd_pretrain(args) -> int:
     from .ssl.data import data_manifest, load_planes
     from .ssl.pretrain import make_config, pretrain_iter
 
-    if args.transmitted_light and (args.method != "tower" or args.no_proxy):
-        _err("--transmitted-light is one of TOWER's proxy tasks: it needs --method tower without --no-proxy")
-        return 2
     try:
         cfg = make_config(
             method=args.method, seed=args.seed, use_proxy=not args.no_proxy, use_nce=not args.no_nce,

@@ -86,6 +86,9 @@ class PretrainConfig(BaseModel):
     def _check(self):
         if self.method != "tower" and not (self.use_proxy and self.use_nce and self.use_restore):
             raise ValueError("use_proxy / use_nce / use_restore are ablations of the 'tower' method only")
+        if self.proxy.transmitted_p and (self.method != "tower" or not self.use_proxy):
+            raise ValueError("proxy.transmitted_p is one of TOWER's proxy tasks: it needs the 'tower' method "
+                             "(--method tower) with the proxy tasks on (no --no-proxy)")
         if self.method == "tower" and not self.use_restore and not (self.use_nce and self.lambda_nce > 0):
             raise ValueError("nothing to train: the tower method needs the restoration term or the InfoNCE term (lambda_nce > 0)")
         return self

@@ -13,9 +13,10 @@ Stain changes of RGB brightfield images are handled upstream, by converting to t
 hematoxylin channel (``io.normalize.to_single_channel``); what is left to vary on that
 channel is its contrast, modelled here as gamma + gain.
 
-Order inside ``corrupt``: the transmitted-light rendering, intensity changes (stain/contrast, non-linear curve,
-illumination), then blur, then noise (as in a microscope: optics before the detector),
-then local pixel shuffling, then in- or out-painting (never both in one call).
+Order inside ``corrupt``: the transmitted-light rendering, then intensity changes
+(stain/contrast, non-linear curve, illumination), then blur, then noise (as in a
+microscope: optics before the detector), then local pixel shuffling, then in- or
+out-painting (never both in one call).
 """
 from __future__ import annotations
 
@@ -266,9 +267,9 @@ def transmitted_light(img: np.ndarray, rng: np.random.Generator, strength: float
     ``"brightfield"`` shows a faint absorption image, dark objects on a bright field.
     The rendering is scaled to the plane's 1-99.8 percentile range and blended with the
     plane by the weight ``strength`` (0 = identity, 1 = fully rendered); ``mode`` is drawn
-    uniformly unless given. Nuclei in fluorescence then look
-    like cells under a phase-contrast or DIC objective, a kind of image the pretraining
-    corpus barely holds: restoring the plane from it is reading density from relief.
+    uniformly unless given. Nuclei in fluorescence then look like cells under a
+    phase-contrast or DIC objective, a kind of image the pretraining corpus barely holds:
+    restoring the plane from it is reading density from relief.
     """
     from scipy.ndimage import gaussian_filter
 
