@@ -16,7 +16,7 @@ import pytest
 import tifffile
 import torch
 
-from napari_tower.errors import InputError
+from napari_tower.errors import InputError, ModelError
 from napari_tower.ssl import (
     PretrainConfig,
     ProxyConfig,
@@ -394,6 +394,28 @@ def test_pretrained_model_loads_as_a_finetuning_base(tmp_path, planes):
     assert net.cfg.widths == default_arch().widths and name == "pre"
     with torch.no_grad():
         assert net.eval()(torch.zeros(1, 1, 32, 32)).shape == (1, 5, 32, 32)  # flow maps added for fine-tuning
+
+
+def test_pretraining_continues_from_the_bundled_tower_weights(tmp_path, planes):
+    from napari_tower.model.weights import BUNDLED_DIR, load_network
+
+    tower, _ = load_network(BUNDLED_DIR / "tower")
+    # a learning rate of ~0 leaves the weights where they start: the base's, restoration head included
+    random_start = _run(planes, tmp_path / "random", max_steps=1, method="tower", lr=1e-12)
+    reports = list(pretrain_iter(planes, {**TINY, "method": "tower", "lr": 1e-12}, "cpu", tmp_path / "from_tower",
+                                 max_steps=1, base="tower"))
+    net, card = load_network(tmp_path / "from_tower")
+    assert card["pretraining"]["base"] == "tower" and card["architecture"] == json.loads(
+        (BUNDLED_DIR / "tower" / "card.json").read_text())["architecture"]
+    for name, p in tower.state_dict().items():
+        if p.dtype.is_floating_point and "running" not in name:
+            torch.testing.assert_close(net.state_dict()[name], p, atol=1e-6, rtol=0, msg=name)
+    # the trained restoration head restores corrupted views far better than a random start
+    restore = lambda rs: rs[0].metrics["restore"]  # noqa: E731
+    assert restore(reports) < 0.5 * restore(random_start)
+    with pytest.raises(ModelError):
+        list(pretrain_iter(planes, TINY, "cpu", tmp_path / "bad", max_steps=1, base=str(tmp_path / "nowhere")))
+    assert not (tmp_path / "bad").exists()  # nothing written for a base that is not there
 
 
 def test_head_warmup_keeps_the_pretrained_parts_fixed_at_first(tmp_path, planes, small_image):

@@ -228,7 +228,8 @@ def finetune(
 
 def pretrain_iter(images, output: str | os.PathLike, method: str = "tower", max_minutes: float | None = 30.0,
                   max_steps: int | None = None, device: str = "auto", resume: bool = False,
-                  should_stop: Callable[[], bool] | None = None, **config) -> Iterator[Progress]:
+                  should_stop: Callable[[], bool] | None = None, base: str | os.PathLike | None = None,
+                  **config) -> Iterator[Progress]:
     """Like :func:`pretrain`, as a generator of Progress; the final ``result`` is the model folder."""
     from .ssl.data import collect_planes
     from .ssl.pretrain import make_config, pretrain_iter as _pretrain_iter
@@ -236,11 +237,12 @@ def pretrain_iter(images, output: str | os.PathLike, method: str = "tower", max_
     planes = collect_planes(images if isinstance(images, (list, tuple)) else [images])
     cfg = make_config(method=method, **config)
     return _pretrain_iter(planes, cfg, device, output, max_steps=max_steps, max_minutes=max_minutes,
-                          resume=resume, should_stop=should_stop)
+                          resume=resume, should_stop=should_stop, base=base)
 
 
 def pretrain(images, output: str | os.PathLike, method: str = "tower", max_minutes: float | None = 30.0,
-             max_steps: int | None = None, device: str = "auto", resume: bool = False, **config) -> Path:
+             max_steps: int | None = None, device: str = "auto", resume: bool = False,
+             base: str | os.PathLike | None = None, **config) -> Path:
     """Self-supervised TOWER pretraining on unlabelled images (no annotation needed).
 
     Parameters
@@ -254,9 +256,12 @@ def pretrain(images, output: str | os.PathLike, method: str = "tower", max_minut
     max_minutes, max_steps : budget (the whole run, across resumptions).
     resume : bool
         Continue from the checkpoint in ``output``.
+    base : None, "tower", "default" or a model folder
+        Start from these weights instead of a random network (None): continuing the bundled
+        TOWER pretraining on one's own unlabelled images.
     **config
         :class:`napari_tower.ssl.pretrain.PretrainConfig` fields (``lambda_nce``,
         ``temperature``, ``crop``, ``batch_size``, ``lr``, ``use_proxy``, ``use_nce``,
         ``use_restore``, ``seed``).
     """
-    return run_to_end(pretrain_iter(images, output, method, max_minutes, max_steps, device, resume, **config))
+    return run_to_end(pretrain_iter(images, output, method, max_minutes, max_steps, device, resume, base=base, **config))
