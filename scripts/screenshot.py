@@ -2,6 +2,7 @@
 
     python scripts/screenshot.py segment docs/screenshot_segment.png
     python scripts/screenshot.py finetune docs/screenshot_finetune.png [--minutes 1]
+    python scripts/screenshot.py pretrain OUT.png [--minutes 1]   # continues 'tower' on the sample
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ def wait_for(worker, app):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("which", choices=["segment", "finetune"])
+    ap.add_argument("which", choices=["segment", "finetune", "pretrain"])
     ap.add_argument("out")
     ap.add_argument("--minutes", type=float, default=1.0)
     args = ap.parse_args()
@@ -34,9 +35,20 @@ def main():
     app = QApplication.instance()
     img = sample_image()
     viewer.add_image(img, name="nuclei")
-    seg = SegmentWidget(viewer)
-    viewer.window.add_dock_widget(seg, name="Segment with TOWER", area="right")
-    wait_for(seg.start(), app)
+    if args.which == "pretrain":
+        from napari_tower._widgets.pretrain_widget import PretrainWidget
+
+        pt = PretrainWidget(viewer)
+        viewer.window.add_dock_widget(pt, name="Pretrain TOWER on my images", area="right")
+        pt._layers.value = [viewer.layers["nuclei"]]
+        pt._start_from.value = "tower"
+        pt._minutes.value = args.minutes
+        pt._name.value = "screenshot-tower"
+        wait_for(pt.start(), app)
+    else:
+        seg = SegmentWidget(viewer)
+        viewer.window.add_dock_widget(seg, name="Segment with TOWER", area="right")
+        wait_for(seg.start(), app)
     if args.which == "finetune":
         viewer.layers["nuclei TOWER labels"].visible = False
         truth = sample_labels()

@@ -26,6 +26,25 @@ def test_pretrain_from_layers_then_offer_as_base(make_napari_viewer, qtbot, smal
     assert len(w.plot.series.get("loss", [])) >= 1
     net, name = base_network(w.saved_model)
     assert "my-tower" in ft._base.choices
+    assert w._start_from.value == "random" and "my-tower" in w._start_from.choices
+
+
+def test_pretrain_continues_from_the_bundled_tower(make_napari_viewer, qtbot, small_image):
+    import json
+
+    viewer = make_napari_viewer()
+    viewer.add_image(small_image[0], name="unlabelled")
+    w = PretrainWidget(viewer)
+    w._layers.value = [viewer.layers["unlabelled"]]
+    w._start_from.value = "tower"
+    w._minutes.value = 0.1
+    w._name.value = "my-tower-continued"
+    worker = w.start()
+    with qtbot.waitSignal(worker.finished, timeout=120_000):
+        pass
+    assert w.last_error is None, w.last_error
+    card = json.loads((w.saved_model / "card.json").read_text())
+    assert card["pretraining"]["base"] == "tower"
 
 
 def test_nothing_chosen_is_reported(make_napari_viewer):

@@ -9,7 +9,7 @@ from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label,
 
 from ..model.weights import user_models_dir
 from ._common import Reporting, error_message
-from ._events import plugin_events
+from ._events import on_models_changed, plugin_events
 from ._plot import CurvePlot
 from .segment_widget import AXES_CHOICES, layer_axes
 
@@ -21,6 +21,8 @@ class PretrainWidget(Reporting, Container):
         self._folder = FileEdit(label="or folder", mode="d", value="")
         self._axes = ComboBox(label="3D/4D axes", choices=AXES_CHOICES, value=None)
         self._method = ComboBox(label="method", choices=["tower", "simclr", "byol"], value="tower")
+        # "tower" continues the bundled weights on these images instead of starting from random
+        self._start_from = ComboBox(label="start from", choices=self._bases, value="random")
         self._minutes = FloatSpinBox(label="minutes", min=0.1, max=1440, step=1, value=10.0)
         self._device = ComboBox(label="device", choices=["auto", "cpu", "cuda", "mps"], value="auto")
         self._name = LineEdit(label="save as", value="my-tower")
@@ -28,10 +30,11 @@ class PretrainWidget(Reporting, Container):
         self._cancel = PushButton(text="Stop (save so far)", enabled=False)
         self._progress = ProgressBar(label="time", min=0, max=100, value=0)
         self._status = Label(value="")
-        super().__init__(widgets=[self._layers, self._folder, self._axes, self._method, self._minutes, self._device,
-                                  self._name, self._go, self._cancel, self._progress, self._status])
+        super().__init__(widgets=[self._layers, self._folder, self._axes, self._method, self._start_from, self._minutes,
+                                  self._device, self._name, self._go, self._cancel, self._progress, self._status])
         self.plot = CurvePlot("pretraining loss")
-        self.native.layout().insertWidget(10, self.plot)
+        self.native.layout().insertWidget(11, self.plot)
+        on_models_changed(self._start_from.reset_choices)
         self._go.changed.connect(self.start)
         self._cancel.changed.connect(lambda *_: self._stop.set())
         self._stop = threading.Event()
@@ -45,6 +48,11 @@ class PretrainWidget(Reporting, Container):
         from napari.layers import Image
 
         return [(l.name, l) for l in self.viewer.layers if isinstance(l, Image)]
+
+    def _bases(self, widget=None):
+        from ..api import list_models
+
+        return ["random"] + list(list_models())
 
     def _planes(self):
         from ..ssl.data import collect_planes, planes_of
@@ -75,6 +83,7 @@ class PretrainWidget(Reporting, Container):
         name = self._name.value.strip() or "my-tower"
         out = user_models_dir() / name
         method, minutes, device = self._method.value, self._minutes.value, self._device.value
+        base = None if self._start_from.value == "random" else self._start_from.value
         self._stop.clear()
         self.last_error = None
         self.plot.clear()
@@ -85,7 +94,7 @@ class PretrainWidget(Reporting, Container):
             planes = self._planes()
             saved = None
             for p in pretrain_iter(planes, make_config(method=method), device, out, max_minutes=minutes,
-                                   should_stop=self._stop.is_set):
+                                   should_stop=self._stop.is_set, base=base):
                 if p.result is not None:
                     saved = p.result
                 else:
