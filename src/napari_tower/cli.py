@@ -261,8 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--max-minutes", type=float, default=None, help="stop after M minutes of training in all (default: 30 when no --max-steps)")
     pt.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoint.safetensors (same settings needed)")
     pt.add_argument("--base", default=None, metavar="MODEL", help="start from these weights instead of a random network: "
-                    "'tower' (the bundled TOWER weights: adapting them to your images takes minutes), 'default', "
-                    "or a model folder (default: random)")
+                    "'tower' (the bundled TOWER weights, restoration head included), 'default', or a model folder "
+                    "(default: random)")
     pt.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="auto = CUDA, then MPS, then CPU")
     pt.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     pt.add_argument("--batch-size", type=int, default=None, help="regions per step, two views each (default: 16)")

@@ -287,8 +287,9 @@ def pretrain_iter(
     should_stop : polled after every step; True ends training cleanly (checkpoint + model).
     manifest : file names and sha256 of the input files, recorded in the card.
     base : start from these weights ("tower", "default", a model folder) instead of a random
-        network: adapting the bundled TOWER weights to one's own images takes minutes, not the
-        45 minutes they took from scratch. The architecture is the base's.
+        network (the bundled TOWER weights took 45 minutes from scratch; on the whole-cells
+        benchmark, 5 minutes of continuing them on its frames did not improve fine-tuning).
+        The architecture is the base's.
 
     Reports carry ``loss`` and ``metrics`` (``restore``, ``nce`` or ``byol``: the terms
     computed) every ``cfg.log_every`` steps; the final report's ``result`` is the model
