@@ -10,18 +10,26 @@ from napari_tower.train.finetune import base_network
 pytestmark = pytest.mark.gui
 
 
-def test_pretrain_from_layers_then_offer_as_base(make_napari_viewer, qtbot, small_image):
-    viewer = make_napari_viewer()
-    viewer.add_image(small_image[0], name="unlabelled")
-    ft = FinetuneWidget(viewer)
+def _pretrain(viewer, qtbot, name, start_from=None):
+    """Run the widget for 0.1 minute on the viewer's "unlabelled" layer; returns it, finished."""
     w = PretrainWidget(viewer)
     w._layers.value = [viewer.layers["unlabelled"]]
+    if start_from is not None:
+        w._start_from.value = start_from
     w._minutes.value = 0.1
-    w._name.value = "my-tower"
+    w._name.value = name
     worker = w.start()
     with qtbot.waitSignal(worker.finished, timeout=120_000):
         pass
     assert w.last_error is None, w.last_error
+    return w
+
+
+def test_pretrain_from_layers_then_offer_as_base(make_napari_viewer, qtbot, small_image):
+    viewer = make_napari_viewer()
+    viewer.add_image(small_image[0], name="unlabelled")
+    ft = FinetuneWidget(viewer)
+    w = _pretrain(viewer, qtbot, "my-tower")
     assert w.saved_model is not None and w.saved_model.name == "my-tower"
     assert len(w.plot.series.get("loss", [])) >= 1
     net, name = base_network(w.saved_model)
@@ -34,15 +42,7 @@ def test_pretrain_continues_from_the_bundled_tower(make_napari_viewer, qtbot, sm
 
     viewer = make_napari_viewer()
     viewer.add_image(small_image[0], name="unlabelled")
-    w = PretrainWidget(viewer)
-    w._layers.value = [viewer.layers["unlabelled"]]
-    w._start_from.value = "tower"
-    w._minutes.value = 0.1
-    w._name.value = "my-tower-continued"
-    worker = w.start()
-    with qtbot.waitSignal(worker.finished, timeout=120_000):
-        pass
-    assert w.last_error is None, w.last_error
+    w = _pretrain(viewer, qtbot, "my-tower-continued", start_from="tower")
     card = json.loads((w.saved_model / "card.json").read_text())
     assert card["pretraining"]["base"] == "tower"
 

@@ -488,7 +488,7 @@ def test_cli_pretrain_runs_on_a_folder_and_rejects_a_bad_path(tmp_path, small_im
 
     helptext = _cli("pretrain", "--help").stdout
     for flag in ("--images", "--output", "--method", "--max-steps", "--max-minutes", "--resume", "--device", "--seed",
-                 "--no-proxy", "--no-nce", "--no-restore", "--transmitted-light"):
+                 "--no-proxy", "--no-nce", "--no-restore", "--transmitted-light", "--base"):
         assert flag in helptext
     wrong = _cli("pretrain", "--images", d, "--output", tmp_path / "y", "--max-steps", 1, "--transmitted-light", 2)
     assert wrong.returncode == 2 and "transmitted_p" in wrong.stderr and not (tmp_path / "y" / "card.json").exists()

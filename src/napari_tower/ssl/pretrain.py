@@ -311,11 +311,7 @@ def pretrain_iter(
         (out / stale).unlink(missing_ok=True)
 
     torch.manual_seed(cfg.seed)
-    base_card: dict = {}
-    if base is None:
-        net = _default_net()
-    else:
-        net, base_card = load_network(base_dir)
+    net, base_card = (_default_net(), {}) if base_dir is None else load_network(base_dir)
     restore_trained = base_card.get("pretraining", {}).get("config", {}).get("use_restore", False)
     if not restore_trained:
         # the restoration head's default (Kaiming, fan-out of 1) init starts with outputs ~10x the
