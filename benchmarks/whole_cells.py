@@ -17,6 +17,11 @@ Protocol: fine-tune on 2 annotated frames (``--train-frames``, default 0 and 9),
 --seed 0``), score Dice and AP@0.5 on the other frames. Frames of one time-lapse are correlated
 (the same cells, moved), so this is easier than unseen images from another experiment; it is a
 check of instance separation on irregular cells, not a generalisation claim.
+
+``--split left-right`` (or ``right-left``) is closer to unseen images: it trains on the left
+(right) half of the two frames and scores the other half of frames 1-8. The scratch runs
+down the middle, so the halves hold different cells: a dense sheet on the left, scattered
+cells on the right.
 """
 from __future__ import annotations
 
@@ -59,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
                     "2 makes them the size of whole cells in a ~1 Mpx phase-contrast image); own doc section")
     ap.add_argument("--finetune-scale", default="auto", help="finetune(scale=...): auto, or a factor (1 = learn at full size)")
     ap.add_argument("--seeds", default="0", help="fine-tuning seeds, comma-separated; time-budgeted runs vary, so several give a spread")
+    ap.add_argument("--split", default="frames", choices=("frames", "left-right", "right-left"),
+                    help="frames: train and score whole frames; left-right / right-left: train on one half "
+                    "of the training frames, score the other half of the test frames (other cells)")
     ap.add_argument("--out", default=None, help="markdown file to write the section into")
     args = ap.parse_args(argv)
     path = Path(args.tiff)
@@ -79,12 +87,20 @@ def main(argv: list[str] | None = None) -> int:
     ft_scale = args.finetune_scale if args.finetune_scale == "auto" else float(args.finetune_scale)
     train = [int(f) for f in args.train_frames.split(",")]
     test = [t for t in range(len(imgs)) if t not in train]
+    train_imgs, train_labs = [imgs[t] for t in train], [labs[t] for t in train]
+    test_imgs, test_labs = [imgs[t] for t in test], [labs[t] for t in test]
+    if args.split != "frames":
+        mid = imgs.shape[-1] // 2
+        left, right = (slice(None), slice(0, mid)), (slice(None), slice(mid, None))
+        tr, te = (left, right) if args.split == "left-right" else (right, left)
+        train_imgs, train_labs = [a[tr] for a in train_imgs], [a[tr] for a in train_labs]
+        test_imgs, test_labs = [a[te] for a in test_imgs], [a[te] for a in test_labs]
     rows = []
     t0 = time.perf_counter()
-    preds = [classical_segment(imgs[t]) for t in test]
-    rows.append(("Otsu + watershed (classical)", "–", *map(_mean_sd, score(preds, [labs[t] for t in test])), "–"))
-    preds = [napari_tower.segment(imgs[t], model="default", device="cpu") for t in test]
-    rows.append(("TOWER default, not fine-tuned", "–", *map(_mean_sd, score(preds, [labs[t] for t in test])), "watershed"))
+    preds = [classical_segment(im) for im in test_imgs]
+    rows.append(("Otsu + watershed (classical)", "–", *map(_mean_sd, score(preds, test_labs)), "–"))
+    preds = [napari_tower.segment(im, model="default", device="cpu") for im in test_imgs]
+    rows.append(("TOWER default, not fine-tuned", "–", *map(_mean_sd, score(preds, test_labs)), "watershed"))
     log(f"references done in {time.perf_counter() - t0:.0f} s")
     seeds = [int(x) for x in args.seeds.split(",")]
     for base in [b for b in args.bases.split(",") if b]:
@@ -92,23 +108,30 @@ def main(argv: list[str] | None = None) -> int:
         for seed in seeds:
             with tempfile.TemporaryDirectory() as d:
                 t0 = time.perf_counter()
-                out = napari_tower.finetune([imgs[t] for t in train], [labs[t] for t in train], base=base,
+                out = napari_tower.finetune(train_imgs, train_labs, base=base,
                                             max_minutes=args.minutes, seed=seed, device="cpu", output=Path(d) / "m",
                                             scale=ft_scale)
                 secs = time.perf_counter() - t0
                 method = napari_tower.load_model(out, "cpu").card["postprocess"].get("method", "watershed")
-                preds = [napari_tower.segment(imgs[t], model=out, device="cpu") for t in test]
-            runs.append((secs, *score(preds, [labs[t] for t in test]), method))
+                preds = [napari_tower.segment(im, model=out, device="cpu") for im in test_imgs]
+            runs.append((secs, *score(preds, test_labs), method))
             log(f"{base} seed {seed}: Dice {runs[-1][1]:.3f} AP {runs[-1][2]:.3f} ({method})")
         secs, dices, aps, methods = zip(*runs)
         rows.append((f"TOWER fine-tuned from `{base}`", f"{np.mean(secs):.0f}", _mean_sd(dices), _mean_sd(aps), ", ".join(methods)))
     m = machine()
+    if args.split == "frames":
+        what = (f"fine-tuned on frames {train}, scored on frames {test} (same time-lapse: correlated with the "
+                "training frames)")
+    else:
+        first, second = args.split.split("-")
+        what = (f"fine-tuned on the {first} half of frames {train}, scored on the {second} half of frames {test} "
+                "(other cells of the same time-lapse)")
     lines = [
-        "## Whole cells in transmitted light (few-shot, 2 annotated frames)" + (f", frames enlarged {args.zoom}x" if args.zoom != 1 else ""),
+        "## Whole cells in transmitted light (few-shot, 2 annotated frames)" + (f", frames enlarged {args.zoom}x" if args.zoom != 1 else "")
+        + ("" if args.split == "frames" else f", {args.split.replace('-', ' to ')} halves"),
         "",
         f"ndev-sampledata 0.0.3 scratch assay (BSD-3): transmitted-light channel, whole-cell labels; "
-        f"fine-tuned on frames {train}, scored on frames {test} (same time-lapse: correlated with the "
-        f"training frames). {args.minutes:g} min CPU budget, seed(s) {args.seeds} (mean ± std over seeds when several), fine-tuning scale {args.finetune_scale}. Machine: {m['cpu']}, "
+        f"{what}. {args.minutes:g} min CPU budget, seed(s) {args.seeds} (mean ± std over seeds when several), fine-tuning scale {args.finetune_scale}. Machine: {m['cpu']}, "
         f"{m['usable_cpus']} CPUs.",
         "",
         "```",
@@ -122,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     section = "\n".join(lines) + "\n"
     print(section)
     if args.out:
-        tag = (f"-zoom{args.zoom}" if args.zoom != 1 else "") + (f"-scale{args.finetune_scale}" if ft_scale != "auto" else "")
+        tag = (f"-zoom{args.zoom}" if args.zoom != 1 else "") + (f"-scale{args.finetune_scale}" if ft_scale != "auto" else "") \
+            + (f"-{args.split}" if args.split != "frames" else "")
         write_section(Path(args.out), section, start=START.replace(":start", f"{tag}:start"), end=END.replace(":end", f"{tag}:end"))
     return 0
 
