@@ -357,11 +357,13 @@ def test_resume_continues_the_step_count_and_matches_an_uninterrupted_run(tmp_pa
 
 def test_time_budget_ends_training_cleanly(tmp_path, planes):
     out = tmp_path / "m"
-    reports = list(pretrain_iter(planes, TINY, "cpu", out, max_minutes=0.001))  # 60 ms: one step
-    assert reports[-1].result == out and reports[-1].step == 1
+    # 60 ms and no step limit: the budget alone ends the run (one step on a slow machine, a few on a fast one)
+    reports = list(pretrain_iter(planes, TINY, "cpu", out, max_minutes=0.001))
+    steps = reports[-1].step
+    assert reports[-1].result == out and 1 <= steps < 1000
     assert "min)" in reports[0].message
     card = json.loads((out / "card.json").read_text())
-    assert card["pretraining"]["steps"] == 1 and card["pretraining"]["max_minutes"] == 0.001
+    assert card["pretraining"]["steps"] == steps and card["pretraining"]["max_minutes"] == 0.001
 
 
 def test_a_failed_checkpoint_write_leaves_the_previous_one(tmp_path, planes, monkeypatch):
