@@ -21,7 +21,8 @@ check of instance separation on irregular cells, not a generalisation claim.
 ``--split left-right`` (or ``right-left``) is closer to unseen images: it trains on the left
 (right) half of the two frames and scores the other half of frames 1-8. The scratch runs
 down the middle, so the halves hold different cells: a dense sheet on the left, scattered
-cells on the right.
+cells on the right. Some cells near the right edge have no label (frames 0 and 8 most), so
+scores on the right half are capped and training on it teaches those cells as background.
 """
 from __future__ import annotations
 
