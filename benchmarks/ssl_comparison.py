@@ -22,7 +22,9 @@ Profiles
     ``--quick`` (about 70 minutes on 2 CPU cores: ~22 min pretraining six models, ~75 s per
     fine-tuning run): small crops, 1200 pretraining and 600 fine-tuning steps, 3 seeds for 1%
     and 10%, 1 for 100%, ablations at 10% only, a validation subset. The full profile
-    (default) is sized for a GPU. The table says which produced it.
+    (default) is sized for a GPU. The table says which produced it. On a GPU machine,
+    ``--device cuda --pretrain-only`` does the pretraining alone; the same command with
+    ``--resume`` (same settings, same ``--work`` and ``--json``) fine-tunes and scores anywhere.
 
 Outputs: markdown section between ``<!-- ssl-comparison:start -->`` / ``<!-- ssl-comparison:end -->``
 in ``--out``, the plot ``--plot`` (docs/ssl_comparison.png) and raw runs ``--json``
@@ -68,13 +70,16 @@ FULL = dict(pretrain_steps=5000, pretrain_crop=128, pretrain_batch=32, finetune_
             seeds="5,5,3", fractions="0.01,0.1,1.0", val_per_modality=0, ablation_fractions="0.01,0.1")
 
 
-def pretrain_command(method_key: str, images: list[str], out: Path, p: dict, device: str) -> list[str]:
+def pretrain_command(method_key: str, images: list[str], out: Path, p: dict, device: str,
+                     workers: int | None = None) -> list[str]:
     method = "tower" if method_key.startswith("tower") else method_key
     cmd = [sys.executable, "-m", "napari_tower", "pretrain", "--images", *images, "--output", str(out),
            "--method", method, "--max-steps", str(p["pretrain_steps"]), "--crop", str(p["pretrain_crop"]),
            "--batch-size", str(p["pretrain_batch"]), "--seed", "0", "--device", device]
     if method_key in ABLATIONS:
         cmd += ABLATIONS[method_key]
+    if workers is not None:
+        cmd += ["--workers", str(workers)]
     return cmd
 
 
@@ -88,8 +93,11 @@ def run_pretraining(cmd: list[str]) -> dict:
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"pretraining failed: {shlex.join(cmd[:8])} ...\n{err[-2000:]}")
     out = Path(cmd[cmd.index("--output") + 1])
-    train_s = json.loads((out / "card.json").read_text())["pretraining"]["seconds"]
-    return {"seconds": seconds, "train_seconds": train_s, "peak_rss_mb": usage.ru_maxrss / 1024}
+    card = json.loads((out / "card.json").read_text())["pretraining"]
+    rec = {"seconds": seconds, "train_seconds": card["seconds"], "peak_rss_mb": usage.ru_maxrss / 1024,
+           "device": card.get("device", "cpu"), "data_workers": card.get("data_workers", 0)}
+    rec.update({k: card[k] for k in ("gpu", "peak_gpu_mb") if k in card})
+    return rec
 
 
 def draw_fraction(train_rows: list[dict], fraction: float, seed: int) -> list[dict]:
@@ -158,13 +166,22 @@ def _pm(v) -> str:
     return f"{mean:.3f}" + (f" ± {std:.3f}" if n > 1 else "")
 
 
+def _profile_name(p: dict, quick: bool) -> str:
+    base = QUICK if quick else FULL
+    changed = [k for k in base if p.get(k) != base[k] and k not in ("seeds", "fractions", "ablation_fractions")]
+    name = "quick" if quick else "full"
+    if set(changed) == {"pretrain_steps", "pretrain_crop", "pretrain_batch"} and all(p[k] == FULL[k] for k in changed):
+        return f"{name} fine-tuning, full pretraining"
+    return name + (f" (changed: {', '.join(changed)})" if changed else "")
+
+
 def render(agg: dict, pre: dict, p: dict, args, info: dict, plot_rel: str | None) -> str:
     fracs = [float(f) for f in p["fractions"].split(",")]
     inits = [i for i in ALL_INITS if any(k[0] == i for k in agg)]
     lines = [
         "## Self-supervised pretraining comparison (SSL)",
         "",
-        f"Profile: **{'quick' if args.quick else 'full'}** — pretraining {p['pretrain_steps']} steps "
+        f"Profile: **{_profile_name(p, args.quick)}** — pretraining {p['pretrain_steps']} steps "
         f"(batch {p['pretrain_batch']} x 2 views, crop {p['pretrain_crop']}) per method on the "
         f"{info['n_train']} train-split images (labels unused); fine-tuning {p['finetune_steps']} steps "
         f"(batch 8, crop {p['finetune_crop']}, "
@@ -203,14 +220,23 @@ def render(agg: dict, pre: dict, p: dict, args, info: dict, plot_rel: str | None
                 else:
                     cells.append("–")
             lines.append(f"| {LABELS[i]} | " + " | ".join(cells) + " |")
-    lines += ["", "### Pretraining throughput and memory (CPU)", "",
-              "| method | steps | training s | views/s | process s | peak RSS (MB) |", "|---|---|---|---|---|---|"]
+    gpus = sorted({v["gpu"] for v in pre.values() if "gpu" in v})
+    where = f"GPU: {', '.join(gpus)}" if gpus else "CPU"
+    lines += ["", f"### Pretraining throughput and memory ({where})", "",
+              "| method | steps | training s | views/s | process s | peak RSS (MB) |"
+              + (" peak GPU memory (MB) | data workers |" if gpus else ""),
+              "|---|---|---|---|---|---|" + ("---|---|" if gpus else "")]
     for k, v in pre.items():
         views = p["pretrain_steps"] * p["pretrain_batch"] * 2
-        lines.append(f"| {LABELS[k]} | {p['pretrain_steps']} | {v['train_seconds']:.0f} | "
-                     f"{views / v['train_seconds']:.1f} | {v['seconds']:.0f} | {v['peak_rss_mb']:.0f} |")
+        row = (f"| {LABELS[k]} | {p['pretrain_steps']} | {v['train_seconds']:.0f} | "
+               f"{views / v['train_seconds']:.1f} | {v['seconds']:.0f} | {v['peak_rss_mb']:.0f} |")
+        if gpus:
+            row += f" {v.get('peak_gpu_mb', float('nan')):.0f} | {v.get('data_workers', 0)} |"
+        lines.append(row)
     lines += ["", "Views/s: both views of every region at the pretraining crop, per second of training; "
-              "process seconds add start-up and reading the images. Peak RSS is the whole process's."]
+              "process seconds add start-up and reading the images. Peak RSS is the whole process's"
+              + ("; peak GPU memory is what PyTorch allocated. Fine-tuning and scoring ran on the CPU machine named above."
+                 if gpus else ".")]
     if plot_rel:
         lines += ["", f"![SSL comparison]({plot_rel})"]
     return "\n".join(lines) + "\n"
@@ -245,8 +271,10 @@ def plot(agg: dict, fracs: list[float], path: Path) -> None:
     plt.close(fig)
 
 
-def write_section(path: Path, section: str) -> None:
-    _seg.write_section(path, section, start=START, end=END)
+def write_section(path: Path, section: str, tag: str = "") -> None:
+    """The section between its markers; a ``tag`` gives a profile its own section beside the default one."""
+    t = f"-{tag}" if tag else ""
+    _seg.write_section(path, section, start=START.replace(":start", f"{t}:start"), end=END.replace(":end", f"{t}:end"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -260,6 +288,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--inits", default=",".join(ALL_INITS), help="subset of %(default)s")
     ap.add_argument("--device", default="cpu", help="pretraining device (fine-tuning and scoring run on the CPU)")
     ap.add_argument("--resume", action="store_true", help="reuse pretrained models and runs already done")
+    ap.add_argument("--pretrain-workers", type=int, default=None, help="data worker processes per pretraining "
+                    "(napari-tower pretrain --workers; default: none on the CPU, up to 8 on a GPU)")
+    ap.add_argument("--tag", default="", help="write to a section of its own (markers ssl-comparison-TAG), "
+                    "beside the default profile's")
+    ap.add_argument("--pretrain-only", action="store_true", help="stop after pretraining (e.g. on a GPU machine; "
+                    "fine-tune later with the same settings and --resume)")
     for k, v in FULL.items():
         ap.add_argument("--" + k.replace("_", "-"), default=None, type=type(v), help=f"full: {v}; quick: {QUICK[k]}")
     ap.add_argument("--head-warmup", type=float, default=None, help="fraction of fine-tuning during which the "
@@ -318,12 +352,15 @@ def main(argv: list[str] | None = None) -> int:
     for init in inits:
         if init == "none" or init in state["pretraining"] or init in ENCODER_ONLY:
             continue
-        cmd = pretrain_command(init, images, work / init, p, args.device)
+        cmd = pretrain_command(init, images, work / init, p, args.device, args.pretrain_workers)
         log(f"pretraining {init}: {p['pretrain_steps']} steps")
         state["pretraining"][init] = run_pretraining(cmd)
         log(f"  {state['pretraining'][init]['seconds']:.0f} s, peak {state['pretraining'][init]['peak_rss_mb']:.0f} MB")
         save()
 
+    if args.pretrain_only:
+        log(f"pretraining done: {json_path}, models in {work}")
+        return 0
     fracs = [float(f) for f in p["fractions"].split(",")]
     seeds = dict(zip(fracs, [int(s) for s in p["seeds"].split(",")]))
     abl_fracs = {float(f) for f in p["ablation_fractions"].split(",") if f}
@@ -362,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     section = render(agg, state["pretraining"], p, args, info, plot_rel)
     print(section)
     if args.out:
-        write_section(Path(args.out), section)
+        write_section(Path(args.out), section, args.tag)
     return 0
 
 

@@ -355,6 +355,51 @@ def test_resume_continues_the_step_count_and_matches_an_uninterrupted_run(tmp_pa
         next(pretrain_iter(planes, {**TINY, "method": "simclr"}, "cpu", out, max_steps=6, resume=True))
 
 
+def test_data_workers_give_the_same_batches_in_order_whatever_their_number(planes):
+    from napari_tower.ssl.batches import BatchMaker, BatchPool
+    from napari_tower.ssl.proxy import ProxyConfig
+
+    maker = BatchMaker(planes, 32, 2, seed=3, independent_crops=False, view_cfg=ProxyConfig())
+    direct = [maker(i) for i in range(5, 9)]
+    assert direct[0][0].shape == (4, 32, 32) and not np.array_equal(direct[0][0], direct[0][1])  # corrupted views
+    assert not np.array_equal(direct[0][1], direct[1][1])
+    for workers in (1, 3):
+        pool = BatchPool(maker, workers, start=5)
+        try:
+            got = [pool.get() for _ in range(4)]
+        finally:
+            pool.close()
+        for (v, c), (dv, dc) in zip(got, direct):
+            np.testing.assert_array_equal(v, dv)
+            np.testing.assert_array_equal(c, dc)
+
+
+def test_a_dead_data_worker_is_a_clear_error_not_a_hang(planes):
+    from napari_tower.ssl.batches import BatchMaker, BatchPool
+
+    pool = BatchPool(BatchMaker(planes, 32, 2, 0, True, None), 2)
+    try:
+        pool.get()
+        for p in pool._procs:
+            p.kill()
+        with pytest.raises(RuntimeError, match="data worker stopped.*--workers 0"):
+            for _ in range(8):  # the batches already read can still come out first
+                pool.get()
+    finally:
+        pool.close()
+
+
+def test_pretraining_with_data_workers_resumes_and_records_them(tmp_path, planes):
+    out = tmp_path / "m"
+    list(pretrain_iter(planes, TINY, "cpu", out, max_steps=2, workers=2))
+    reports = list(pretrain_iter(planes, TINY, "cpu", out, max_steps=4, workers=1, resume=True))
+    assert reports[0].message == "resumed from step 2" and reports[-1].result == out
+    card = json.loads((out / "card.json").read_text())["pretraining"]
+    assert card["steps"] == 4 and card["data_workers"] == 1
+    with pytest.raises(InputError, match="workers"):
+        next(pretrain_iter(planes, TINY, "cpu", tmp_path / "x", max_steps=1, workers=-1))
+
+
 def test_time_budget_ends_training_cleanly(tmp_path, planes):
     out = tmp_path / "m"
     # 60 ms and no step limit: the budget alone ends the run (one step on a slow machine, a few on a fast one)

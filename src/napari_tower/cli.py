@@ -167,7 +167,7 @@ def cmd_pretrain(args) -> int:
         bar = StderrProgress("pretrain:")
         out = run_to_end(pretrain_iter(
             planes, cfg, args.device, args.output, max_steps=args.max_steps, max_minutes=max_minutes,
-            resume=args.resume, manifest=data_manifest(files), base=args.base,
+            resume=args.resume, manifest=data_manifest(files), base=args.base, workers=args.workers,
         ), bar)
         bar.close()
     except TowerError as e:
@@ -264,6 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "'tower' (the bundled TOWER weights, restoration head included), 'default', or a model folder "
                     "(default: random)")
     pt.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="auto = CUDA, then MPS, then CPU")
+    pt.add_argument("--workers", type=int, default=None, metavar="N",
+                    help="processes that prepare batches ahead (default: none on the CPU, up to 8 on a GPU, "
+                    "which one process cannot keep busy)")
     pt.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     pt.add_argument("--batch-size", type=int, default=None, help="regions per step, two views each (default: 16)")
     pt.add_argument("--crop", type=int, default=None, help="view side in pixels, a multiple of 16 (default: 128)")

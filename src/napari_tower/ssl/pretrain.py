@@ -46,6 +46,7 @@ from torch import nn
 from ..config import PostprocessConfig
 from ..errors import InputError, ModelError
 from ..model.network import TowerNet, count_parameters, head_names
+from .batches import BatchMaker, BatchPool, default_workers
 from ..model.weights import load_network, resolve_device, resolve_model_dir, save_model
 from ..progress import Progress
 from .data import ViewSampler
@@ -237,6 +238,13 @@ def _restore(tensors: dict, state: dict, modules: dict[str, nn.Module], opt: tor
 # --------------------------------------------------------------------------- the loop
 
 
+def _gpu_info(dev: torch.device) -> dict:
+    """The CUDA card's name and the run's peak allocated memory, for the card (throughput notes)."""
+    if dev.type != "cuda":
+        return {}
+    return {"gpu": torch.cuda.get_device_name(dev), "peak_gpu_mb": round(torch.cuda.max_memory_allocated(dev) / 2**20, 1)}
+
+
 def _default_net() -> TowerNet:
     from ..train.finetune import default_arch
 
@@ -270,6 +278,7 @@ def pretrain_iter(
     should_stop: Callable[[], bool] | None = None,
     manifest: list[dict] | None = None,
     base: str | os.PathLike | None = None,
+    workers: int | None = None,
 ) -> Iterator[Progress]:
     """Pretrain a ``TowerNet`` on unlabelled ``planes``, yielding ``Progress``.
 
@@ -290,6 +299,9 @@ def pretrain_iter(
         network (the bundled TOWER weights took 45 minutes from scratch; on the whole-cells
         benchmark, 5 minutes of continuing them on its frames did not improve fine-tuning).
         The architecture is the base's.
+    workers : processes that make batches ahead (``ssl.batches``); None: none on the CPU,
+        up to 8 on a GPU. With workers each batch has its own random stream, so the run
+        differs from one without (but not between worker counts).
 
     Reports carry ``loss`` and ``metrics`` (``restore``, ``nce`` or ``byol``: the terms
     computed) every ``cfg.log_every`` steps; the final report's ``result`` is the model
@@ -302,6 +314,8 @@ def pretrain_iter(
         raise InputError("max_steps must be >= 0")
     if max_minutes is not None and max_minutes <= 0:
         raise InputError("max_minutes must be > 0")
+    if workers is not None and workers < 0:
+        raise InputError("workers must be >= 0")
     planes = _check_planes(planes)
     base_dir = resolve_model_dir(base) if base is not None else None  # before anything is written
     dev = device if isinstance(device, torch.device) else resolve_device(device)
@@ -356,6 +370,8 @@ def pretrain_iter(
         view_cfg = cfg.proxy if cfg.use_proxy else None
     else:
         view_cfg = ProxyConfig.standard_augmentation()
+    if workers is None:
+        workers = default_workers(dev.type)
     use_restore = cfg.method == "tower" and cfg.use_restore
     use_nce = cfg.method == "simclr" or (cfg.method == "tower" and cfg.use_nce and cfg.lambda_nce > 0)
     from ..predict.tiling import autocast_for
@@ -384,6 +400,7 @@ def pretrain_iter(
             "step": step, "elapsed": round(elapsed(), 3), "numpy_rng": rng.bit_generator.state,
             "config": cfg.model_dump(mode="json"), "max_steps": max_steps, "max_minutes": max_minutes,
             "n_planes": len(planes), "device": str(dev), "stopped_early": stopped_early, "history": history[-200:],
+            "data_workers": workers,
         }
 
     def views(clean: np.ndarray) -> np.ndarray:
@@ -399,63 +416,75 @@ def pretrain_iter(
     stopped = False
     b = cfg.batch_size
     net.train()
-    while not (max_steps is not None and step >= max_steps) and not (budget and elapsed() >= budget):
-        frac = progress_frac(step)
-        f = frac / warmup if frac < warmup else 0.5 * (1 + math.cos(math.pi * min(1.0, (frac - warmup) / (1 - warmup))))
-        for g in opt.param_groups:
-            g["lr"] = cfg.lr * max(f, 0.02)
-        c1, c2 = sampler.pairs(b)
-        x = to_dev(np.concatenate([views(c1), views(c2)]))
-        parts: dict[str, torch.Tensor] = {}
-        with autocast_for(dev, cfg.precision):
-            feats = net.encoder(x)
-            if cfg.method == "byol":
-                p = byol.predictor(_project(net, feats).float())
-                z = byol.target_projection(x)
+    pool = None
+    if workers:
+        maker = BatchMaker(planes, cfg.crop, b, cfg.seed, cfg.method != "tower", view_cfg)
+        pool = BatchPool(maker, workers, start=step)
+    try:
+        while not (max_steps is not None and step >= max_steps) and not (budget and elapsed() >= budget):
+            frac = progress_frac(step)
+            f = frac / warmup if frac < warmup else 0.5 * (1 + math.cos(math.pi * min(1.0, (frac - warmup) / (1 - warmup))))
+            for g in opt.param_groups:
+                g["lr"] = cfg.lr * max(f, 0.02)
+            if pool is not None:
+                xv, clean = pool.get()
             else:
-                proj = _project(net, feats)
-                rest = net.restore_head(net.decode(x, feats)) if use_restore else None
-        if cfg.method == "byol":
-            parts["byol"] = byol_loss(p[:b], z[b:]) + byol_loss(p[b:], z[:b])
-            loss = parts["byol"]
-        else:
-            loss = torch.zeros((), device=dev)
-            if use_restore:
-                parts["restore"] = restore_loss(rest, to_dev(np.concatenate([c1, c2])))
-                loss = loss + parts["restore"]
-            if use_nce:
-                parts["nce"] = info_nce(proj[:b], proj[b:], cfg.temperature)
-                loss = loss + (1.0 if cfg.method == "simclr" else cfg.lambda_nce) * parts["nce"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if byol is not None:
-            tau = 1 - (1 - cfg.byol_momentum) * (math.cos(math.pi * progress_frac(step + 1)) + 1) / 2
-            byol.update_target(net, tau)
-        step += 1
-        lv = float(loss.detach())
-        if not math.isfinite(lv):
-            raise InputError(f"the loss became {lv} at step {step}; lower the learning rate (lr={cfg.lr})")
-        window.setdefault("loss", []).append(lv)
-        for k, v in parts.items():
-            window.setdefault(k, []).append(float(v.detach()))
-        stopped = bool(should_stop is not None and should_stop())
-        out_of_time = bool(budget and elapsed() >= budget)
-        done = max_steps is not None and step >= max_steps
-        if step % cfg.log_every == 0 or stopped or out_of_time or done:
-            means = {k: float(np.mean(v)) for k, v in window.items()}
-            window = {}
-            rec = {"step": step, "seconds": round(elapsed(), 2), **{k: round(v, 6) for k, v in means.items()}}
-            history.append(rec)
-            loss_mean = means.pop("loss")
-            tot = total_now()
-            msg = f"step {step}/{tot}" if max_steps else f"step {step} ({elapsed() / 60:.1f}/{max_minutes:g} min)"
-            yield Progress(step, tot, msg, loss=loss_mean, metrics=means)
-        if time.monotonic() - last_ckpt >= cfg.checkpoint_every_s and not (stopped or out_of_time or done):
-            save_checkpoint(out, modules, opt, info(False))
-            last_ckpt = time.monotonic()
-        if stopped:
-            break
+                c1, c2 = sampler.pairs(b)
+                xv, clean = np.concatenate([views(c1), views(c2)]), np.concatenate([c1, c2])
+            x = to_dev(xv)
+            parts: dict[str, torch.Tensor] = {}
+            with autocast_for(dev, cfg.precision):
+                feats = net.encoder(x)
+                if cfg.method == "byol":
+                    p = byol.predictor(_project(net, feats).float())
+                    z = byol.target_projection(x)
+                else:
+                    proj = _project(net, feats)
+                    rest = net.restore_head(net.decode(x, feats)) if use_restore else None
+            if cfg.method == "byol":
+                parts["byol"] = byol_loss(p[:b], z[b:]) + byol_loss(p[b:], z[:b])
+                loss = parts["byol"]
+            else:
+                loss = torch.zeros((), device=dev)
+                if use_restore:
+                    parts["restore"] = restore_loss(rest, to_dev(clean))
+                    loss = loss + parts["restore"]
+                if use_nce:
+                    parts["nce"] = info_nce(proj[:b], proj[b:], cfg.temperature)
+                    loss = loss + (1.0 if cfg.method == "simclr" else cfg.lambda_nce) * parts["nce"]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if byol is not None:
+                tau = 1 - (1 - cfg.byol_momentum) * (math.cos(math.pi * progress_frac(step + 1)) + 1) / 2
+                byol.update_target(net, tau)
+            step += 1
+            lv = float(loss.detach())
+            if not math.isfinite(lv):
+                raise InputError(f"the loss became {lv} at step {step}; lower the learning rate (lr={cfg.lr})")
+            window.setdefault("loss", []).append(lv)
+            for k, v in parts.items():
+                window.setdefault(k, []).append(float(v.detach()))
+            stopped = bool(should_stop is not None and should_stop())
+            out_of_time = bool(budget and elapsed() >= budget)
+            done = max_steps is not None and step >= max_steps
+            if step % cfg.log_every == 0 or stopped or out_of_time or done:
+                means = {k: float(np.mean(v)) for k, v in window.items()}
+                window = {}
+                rec = {"step": step, "seconds": round(elapsed(), 2), **{k: round(v, 6) for k, v in means.items()}}
+                history.append(rec)
+                loss_mean = means.pop("loss")
+                tot = total_now()
+                msg = f"step {step}/{tot}" if max_steps else f"step {step} ({elapsed() / 60:.1f}/{max_minutes:g} min)"
+                yield Progress(step, tot, msg, loss=loss_mean, metrics=means)
+            if time.monotonic() - last_ckpt >= cfg.checkpoint_every_s and not (stopped or out_of_time or done):
+                save_checkpoint(out, modules, opt, info(False))
+                last_ckpt = time.monotonic()
+            if stopped:
+                break
+    finally:
+        if pool is not None:
+            pool.close()
 
     net.eval()
     seconds = elapsed()
@@ -475,7 +504,7 @@ def pretrain_iter(
             "base": None if base is None else str(base_card.get("name", base)),
             "data": list(manifest or []), "steps": step, "seconds": round(seconds, 1),
             "stopped_early": stopped, "max_steps": max_steps, "max_minutes": max_minutes, "device": str(dev),
-            "history": history[-50:],
+            "data_workers": workers, **_gpu_info(dev), "history": history[-50:],
         },
         "training": {"steps": step, "seconds": round(seconds, 1)},
         "metrics": {},
