@@ -369,6 +369,7 @@ def test_data_workers_give_the_same_batches_in_order_whatever_their_number(plane
             got = [pool.get() for _ in range(4)]
         finally:
             pool.close()
+        assert not os.path.exists(pool._planes_file)  # the workers' shared copy of the planes is gone
         for (v, c), (dv, dc) in zip(got, direct):
             np.testing.assert_array_equal(v, dv)
             np.testing.assert_array_equal(c, dc)

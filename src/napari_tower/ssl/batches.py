@@ -18,8 +18,9 @@ import queue
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -63,6 +64,23 @@ def default_workers(device_type: str) -> int:
     return max(0, min(8, cpus - 1))
 
 
+def _write_planes(planes: Sequence[np.ndarray]) -> str:
+    fd, path = tempfile.mkstemp(prefix="napari-tower-planes-", suffix=".f32")
+    with os.fdopen(fd, "wb") as f:
+        for p in planes:
+            f.write(np.ascontiguousarray(p, dtype=np.float32).tobytes())
+    return path
+
+
+def _map_planes(path: str, shapes) -> list[np.ndarray]:
+    flat = np.memmap(path, dtype=np.float32, mode="r")
+    out, o = [], 0
+    for h, w in shapes:
+        out.append(flat[o : o + h * w].reshape(h, w))
+        o += h * w
+    return out
+
+
 def _read_exact(f, n: int) -> bytes:
     data = f.read(n)
     if data is None or len(data) < n:
@@ -82,7 +100,11 @@ class BatchPool:
     """
 
     def __init__(self, maker: BatchMaker, workers: int, start: int = 0):
-        spec = pickle.dumps(maker, protocol=pickle.HIGHEST_PROTOCOL)
+        # the planes (hundreds of MB for a corpus) go to one file that every worker maps, not to
+        # a copy per worker; the rest of the maker is small and is pickled
+        self._planes_file = _write_planes(maker.planes)
+        shapes = [p.shape for p in maker.planes]
+        spec = pickle.dumps((self._planes_file, shapes, replace(maker, planes=[])), protocol=pickle.HIGHEST_PROTOCOL)
         # the workers import this package from where this process found it, even if that is not on
         # the default path (a source tree added to sys.path at run time)
         root = str(Path(__file__).resolve().parents[2])
@@ -141,6 +163,10 @@ class BatchPool:
                     pass
         for p in self._procs:
             p.stdout.close()
+        try:
+            os.unlink(self._planes_file)
+        except OSError:  # Windows: a worker may still map it for a moment; it is in the temp folder
+            pass
 
 
 def serve() -> None:
@@ -152,7 +178,8 @@ def serve() -> None:
     os.dup2(2, 1)  # stray prints go to stderr, not into the batch stream
     data = sys.stdin.buffer.read()
     first, stride = struct.unpack("<qq", data[:16])
-    maker = pickle.loads(data[16:])
+    path, shapes, maker = pickle.loads(data[16:])
+    maker = replace(maker, planes=_map_planes(path, shapes))
     i = first
     try:
         while True:
