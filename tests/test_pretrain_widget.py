@@ -50,3 +50,45 @@ def test_pretrain_continues_from_the_bundled_tower(make_napari_viewer, qtbot, sm
 def test_nothing_chosen_is_reported(make_napari_viewer):
     w = PretrainWidget(make_napari_viewer())
     assert w.start() is None and "choose image layers" in w.last_error
+
+
+def _worker_processes() -> list[int]:
+    """Pids of this process's pretraining data workers (Linux /proc)."""
+    import os
+    from pathlib import Path
+
+    pids = []
+    for d in Path("/proc").glob("[0-9]*"):
+        try:
+            cmd = (d / "cmdline").read_bytes()
+            ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if b"napari_tower.ssl._batch_worker" in cmd and ppid == os.getpid():
+            pids.append(int(d.name))
+    return pids
+
+
+@pytest.mark.skipif(not __import__("os").path.isdir("/proc"), reason="counts worker processes through /proc (Linux)")
+def test_stop_with_data_workers_saves_and_leaves_no_worker_behind(make_napari_viewer, qtbot, small_image, monkeypatch):
+    """As on a GPU, where batches come from worker processes started inside napari's thread."""
+    import json
+
+    from napari_tower.ssl import pretrain as pretrain_mod
+
+    monkeypatch.setattr(pretrain_mod, "default_workers", lambda device_type: 2)
+    viewer = make_napari_viewer()
+    viewer.add_image(small_image[0], name="unlabelled")
+    w = PretrainWidget(viewer)
+    w._layers.value = [viewer.layers["unlabelled"]]
+    w._minutes.value = 5.0
+    w._name.value = "my-tower-workers"
+    worker = w.start()
+    qtbot.waitUntil(lambda: len(w.plot.series.get("loss", [])) >= 1, timeout=120_000)
+    assert len(_worker_processes()) == 2
+    with qtbot.waitSignal(worker.finished, timeout=60_000):
+        w._cancel.changed.emit(True)  # "Stop (save so far)"
+    assert w.last_error is None, w.last_error
+    card = json.loads((w.saved_model / "card.json").read_text())["pretraining"]
+    assert card["data_workers"] == 2 and card["stopped_early"] is True and card["steps"] >= 1
+    assert _worker_processes() == []

@@ -142,6 +142,8 @@ class BatchPool:
                 return
             self._ready.put(item)
             k += 1
+            if k == len(self._procs):  # every worker has mapped the planes: the file can go now (POSIX),
+                self._drop_planes_file()  # so that not even a killed run leaves it behind
 
     def get(self) -> tuple[np.ndarray, np.ndarray]:
         item = self._ready.get()
@@ -163,9 +165,14 @@ class BatchPool:
                     pass
         for p in self._procs:
             p.stdout.close()
+        self._drop_planes_file()
+
+    def _drop_planes_file(self) -> None:
         try:
             os.unlink(self._planes_file)
-        except OSError:  # Windows: a worker may still map it for a moment; it is in the temp folder
+        except FileNotFoundError:
+            pass
+        except OSError:  # Windows cannot remove a mapped file; close() tries again
             pass
 
 
