@@ -15,36 +15,26 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from .segmentation import log, machine, write_section
+from .ssl_comparison import pretrain_command, run_pretraining
 
 START = "<!-- pretrain-throughput:start -->"
 END = "<!-- pretrain-throughput:end -->"
 
 
 def run_one(images: list[str], method: str, workers: int, args, out: Path) -> dict:
-    cmd = [sys.executable, "-m", "napari_tower", "pretrain", "--images", *images, "--output", str(out),
-           "--method", method, "--max-steps", str(args.steps), "--crop", str(args.crop),
-           "--batch-size", str(args.batch_size), "--device", args.device, "--workers", str(workers), "--seed", "0"]
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{shlex.join(cmd[:6])} ... failed:\n{err[-2000:]}")
-    card = json.loads((out / "card.json").read_text())["pretraining"]
+    """One pretraining process (the SSL comparison's command and measurement), as a table row."""
+    p = {"pretrain_steps": args.steps, "pretrain_crop": args.crop, "pretrain_batch": args.batch_size}
+    r = run_pretraining(pretrain_command(method, images, out, p, args.device, workers))
     return {
-        "method": method, "workers": workers, "steps": card["steps"], "train_s": card["seconds"],
-        "views_per_s": card["steps"] * args.batch_size * 2 / card["seconds"], "process_s": time.perf_counter() - t0,
-        "peak_rss_mb": usage.ru_maxrss / 1024, "device": card.get("device"), "gpu": card.get("gpu"),
-        "peak_gpu_mb": card.get("peak_gpu_mb"),
+        "method": method, "workers": workers, "steps": args.steps, "train_s": r["train_seconds"],
+        "views_per_s": args.steps * args.batch_size * 2 / r["train_seconds"], "process_s": r["seconds"],
+        "peak_rss_mb": r["peak_rss_mb"], "device": r["device"], "gpu": r.get("gpu"), "peak_gpu_mb": r.get("peak_gpu_mb"),
     }
 
 

@@ -304,7 +304,9 @@ def test_each_method_runs_and_saves_a_pretrained_model(tmp_path, planes, cfg, ke
 
 def test_restoration_target_is_the_clean_view(tmp_path, planes, monkeypatch):
     corrupted_inputs, targets = [], []
-    real_corrupt, real_restore = pretrain_mod.corrupt, pretrain_mod.restore_loss
+    from napari_tower.ssl import batches as batches_mod
+
+    real_corrupt, real_restore = batches_mod.corrupt, pretrain_mod.restore_loss
 
     def spy_corrupt(img, cfg, rng):
         corrupted_inputs.append(np.array(img))
@@ -314,7 +316,7 @@ def test_restoration_target_is_the_clean_view(tmp_path, planes, monkeypatch):
         targets.append(clean.detach().cpu().numpy()[:, 0])
         return real_restore(pred, clean)
 
-    monkeypatch.setattr(pretrain_mod, "corrupt", spy_corrupt)
+    monkeypatch.setattr(batches_mod, "corrupt", spy_corrupt)
     monkeypatch.setattr(pretrain_mod, "restore_loss", spy_restore)
     _run(planes, tmp_path / "m", max_steps=1, method="tower")
     assert len(targets) == 1 and len(corrupted_inputs) == 2 * TINY["batch_size"]

@@ -49,11 +49,17 @@ class BatchMaker:
     def __call__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         rng = np.random.default_rng([self.seed, int(index)])
         sampler = ViewSampler(self.planes, self.crop, rng, independent_crops=self.independent_crops)
-        c1, c2 = sampler.pairs(self.batch_size)
-        clean = np.concatenate([c1, c2])
-        if self.view_cfg is None:
-            return clean, clean
-        return np.stack([corrupt(c, self.view_cfg, rng) for c in clean]), clean
+        return two_views(sampler, self.batch_size, self.view_cfg, rng)
+
+
+def two_views(sampler: ViewSampler, batch_size: int, view_cfg: ProxyConfig | None,
+              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """One batch, (views, clean), as ``BatchMaker`` describes, drawn from ``sampler`` and ``rng``."""
+    c1, c2 = sampler.pairs(batch_size)
+    clean = np.concatenate([c1, c2])
+    if view_cfg is None:
+        return clean, clean
+    return np.stack([corrupt(c, view_cfg, rng) for c in clean]), clean
 
 
 def default_workers(device_type: str) -> int:
@@ -170,9 +176,7 @@ class BatchPool:
     def _drop_planes_file(self) -> None:
         try:
             os.unlink(self._planes_file)
-        except FileNotFoundError:
-            pass
-        except OSError:  # Windows cannot remove a mapped file; close() tries again
+        except OSError:  # gone already; or Windows, which cannot remove a mapped file (close() tries again)
             pass
 
 

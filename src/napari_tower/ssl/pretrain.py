@@ -46,12 +46,12 @@ from torch import nn
 from ..config import PostprocessConfig
 from ..errors import InputError, ModelError
 from ..model.network import TowerNet, count_parameters, head_names
-from .batches import BatchMaker, BatchPool, default_workers
 from ..model.weights import load_network, resolve_device, resolve_model_dir, save_model
 from ..progress import Progress
+from .batches import BatchMaker, BatchPool, default_workers, two_views
 from .data import ViewSampler
 from .losses import byol_loss, info_nce, restore_loss
-from .proxy import ProxyConfig, corrupt
+from .proxy import ProxyConfig
 
 CHECKPOINT = "checkpoint.safetensors"
 CHECKPOINT_JSON = "checkpoint.json"
@@ -403,11 +403,6 @@ def pretrain_iter(
             "data_workers": workers,
         }
 
-    def views(clean: np.ndarray) -> np.ndarray:
-        if view_cfg is None:
-            return clean
-        return np.stack([corrupt(c, view_cfg, rng) for c in clean])
-
     def to_dev(a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(a))[:, None].to(dev).contiguous(memory_format=torch.channels_last)
 
@@ -428,9 +423,8 @@ def pretrain_iter(
                 g["lr"] = cfg.lr * max(f, 0.02)
             if pool is not None:
                 xv, clean = pool.get()
-            else:
-                c1, c2 = sampler.pairs(b)
-                xv, clean = np.concatenate([views(c1), views(c2)]), np.concatenate([c1, c2])
+            else:  # one random stream for the whole run, as before workers existed
+                xv, clean = two_views(sampler, b, view_cfg, rng)
             x = to_dev(xv)
             parts: dict[str, torch.Tensor] = {}
             with autocast_for(dev, cfg.precision):
