@@ -52,22 +52,27 @@ MAIN_INITS = ("none", "simclr", "byol", "tower")
 ABLATIONS = {"tower-no-proxy": ["--no-proxy"], "tower-no-nce": ["--no-nce"], "tower-no-restore": ["--no-restore"],
              # not an ablation: TOWER with InfoNCE weighted 10x (the ablations point at InfoNCE)
              "tower-nce1": ["--lambda-nce", "1.0"]}
-# fine-tuning-side variants of a pretrained model: TOWER's encoder with the decoder path of the
-# random initialisation, as SimCLR and BYOL transfer (does TOWER's pretrained decoder matter?)
-ENCODER_ONLY = {"tower-encoder-only": "tower"}
-ALL_INITS = list(MAIN_INITS) + list(ABLATIONS) + list(ENCODER_ONLY)
+# fine-tuning-side variants of a pretrained model: which of its parameters (name prefixes) are kept,
+# the rest from the random initialisation. Encoder only = as SimCLR and BYOL transfer (does TOWER's
+# pretrained decoder matter?); deep decoder = encoder and the two coarsest decoder stages.
+PARTIAL = {"tower-encoder-only": ("tower", ("encoder.",)),
+           "tower-keep-deep": ("tower", ("encoder.", "decoder.ups.0.", "decoder.ups.1."))}
+ALL_INITS = list(MAIN_INITS) + list(ABLATIONS) + list(PARTIAL)
 LABELS = {
     "none": "random init", "simclr": "SimCLR", "byol": "BYOL", "tower": "TOWER",
     "tower-no-proxy": "TOWER w/o proxy tasks", "tower-no-nce": "TOWER w/o InfoNCE",
     "tower-no-restore": "TOWER w/o restoration", "tower-nce1": "TOWER, lambda_nce 1.0",
     "tower-encoder-only": "TOWER encoder only (decoder random)",
+    "tower-keep-deep": "TOWER encoder + two coarsest decoder stages (the rest random)",
 }
 # quick: 150 fine-tuning steps under-trained every start (random init AP@0.5 0.23 at 1% vs 0.47
 # with 600) and TOWER most, whose whole network is pretrained for restoration (docs/benchmarks.md)
+# finetune_lr: the product's rate for networks whose segmentation head is untrained (FAST_LR in
+# napari_tower.train.finetune); at 1e-3 the quick profile under-trained every start, TOWER most
 QUICK = dict(pretrain_steps=1200, pretrain_crop=64, pretrain_batch=16, finetune_steps=600, finetune_crop=96,
-             seeds="3,3,1", fractions="0.01,0.1,1.0", val_per_modality=8, ablation_fractions="0.1")
+             finetune_lr=5e-3, seeds="3,3,1", fractions="0.01,0.1,1.0", val_per_modality=8, ablation_fractions="0.1")
 FULL = dict(pretrain_steps=5000, pretrain_crop=128, pretrain_batch=32, finetune_steps=2000, finetune_crop=128,
-            seeds="5,5,3", fractions="0.01,0.1,1.0", val_per_modality=0, ablation_fractions="0.01,0.1")
+            finetune_lr=5e-3, seeds="5,5,3", fractions="0.01,0.1,1.0", val_per_modality=0, ablation_fractions="0.01,0.1")
 
 
 def pretrain_command(method_key: str, images: list[str], out: Path, p: dict, device: str,
@@ -120,11 +125,12 @@ def initial_net(init: str, models: Path):
     from napari_tower.train.finetune import _load_base, pretrained_parts
 
     torch.manual_seed(0)  # the same random heads for every initialisation
-    net, _, card = _load_base("none" if init == "none" else models / ENCODER_ONLY.get(init, init))
-    if init in ENCODER_ONLY:
+    source, kept = PARTIAL.get(init, (init, None))
+    net, _, card = _load_base("none" if init == "none" else models / source)
+    if kept:
         torch.manual_seed(0)
         random = _load_base("none")[0].state_dict()
-        net.load_state_dict({k: v if k.startswith("encoder.") else random[k] for k, v in net.state_dict().items()})
+        net.load_state_dict({k: v if k.startswith(kept) else random[k] for k, v in net.state_dict().items()})
         return net, ("encoder",)
     return net, pretrained_parts(card)
 
@@ -136,7 +142,7 @@ def finetune_and_score(init, models, train_samples, val_samples, p, seed, head_w
     from napari_tower.train.trainer import TrainSettings, evaluate, train
 
     net, parts = initial_net(init, models)
-    settings = TrainSettings(max_steps=p["finetune_steps"], batch_size=8, crop=p["finetune_crop"], lr=1e-3, seed=seed,
+    settings = TrainSettings(max_steps=p["finetune_steps"], batch_size=8, crop=p["finetune_crop"], lr=p["finetune_lr"], seed=seed,
                              val_every=10**9, log_every=10**9,
                              frozen=parts if head_warmup else (), frozen_until=head_warmup)
     t0 = time.perf_counter()
@@ -175,7 +181,37 @@ def _profile_name(p: dict, quick: bool) -> str:
     return name + (f" (changed: {', '.join(changed)})" if changed else "")
 
 
-def render(agg: dict, pre: dict, p: dict, args, info: dict, plot_rel: str | None) -> str:
+def paired(runs: list[dict], init: str, fraction: float, ref: str = "none") -> tuple[float, float, int, int] | None:
+    """AP@0.5 of ``init`` minus ``ref`` over the seeds both ran (the same labelled images):
+    mean, standard error, seeds ahead, seeds. Pairing removes the spread that comes from
+    which images were drawn, the largest part of the spread at 1%."""
+    by = {(r["init"], r["seed"]): r["ap50"] for r in runs if r["fraction"] == fraction}
+    seeds = sorted(s for i, s in by if i == init and (ref, s) in by)
+    if len(seeds) < 2:
+        return None
+    d = np.array([by[init, s] - by[ref, s] for s in seeds])
+    return float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d))), int((d > 0).sum()), len(d)
+
+
+def paired_table(runs: list[dict], inits: list[str], fracs: list[float]) -> list[str]:
+    fr = [f for f in fracs if any(paired(runs, i, f) for i in inits if i != "none")]
+    if not fr:
+        return []
+    lines = ["", "### Paired with random init (same labelled images per seed): AP@0.5 difference", "",
+             "Mean ± standard error of the per-seed difference; in brackets, the seeds where it is ahead.", "",
+             "| initialisation | " + " | ".join(f"{f:g} of labels" for f in fr) + " |", "|---|" + "---|" * len(fr)]
+    for i in inits:
+        if i == "none":
+            continue
+        cells = []
+        for f in fr:
+            d = paired(runs, i, f)
+            cells.append(f"{d[0]:+.3f} ± {d[1]:.3f} ({d[2]}/{d[3]})" if d else "–")
+        lines.append(f"| {LABELS[i]} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def render(agg: dict, pre: dict, p: dict, args, info: dict, plot_rel: str | None, runs: list[dict] = ()) -> str:
     fracs = [float(f) for f in p["fractions"].split(",")]
     inits = [i for i in ALL_INITS if any(k[0] == i for k in agg)]
     lines = [
@@ -184,7 +220,7 @@ def render(agg: dict, pre: dict, p: dict, args, info: dict, plot_rel: str | None
         f"Profile: **{_profile_name(p, args.quick)}** — pretraining {p['pretrain_steps']} steps "
         f"(batch {p['pretrain_batch']} x 2 views, crop {p['pretrain_crop']}) per method on the "
         f"{info['n_train']} train-split images (labels unused); fine-tuning {p['finetune_steps']} steps "
-        f"(batch 8, crop {p['finetune_crop']}, "
+        f"(batch 8, crop {p['finetune_crop']}, rate {p.get('finetune_lr', 1e-3):g}, "
         + (f"pretrained parts fixed for the first {p['head_warmup']:.0%} of it while the random heads learn"
            if p.get("head_warmup") else "every layer from the first step")
         + f"); seeds per fraction {p['seeds']}; scored on "
@@ -208,6 +244,7 @@ def render(agg: dict, pre: dict, p: dict, args, info: dict, plot_rel: str | None
             a = agg.get((i, f))
             cells += [_pm(a["dice"]) if a else "–", _pm(a["ap50"]) if a else "–"]
         lines.append(f"| {LABELS[i]} | " + " | ".join(cells) + " |")
+    lines += paired_table(runs, inits, fracs)
     for m in MODALITIES:
         lines += ["", f"### {m}: AP@0.5 (Dice)", "",
                   "| initialisation | " + " | ".join(f"{f:g}" for f in fracs) + " |", "|---|" + "---|" * len(fracs)]
@@ -350,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         state["pretraining"] = {**earlier["pretraining"], **state["pretraining"]}
     images = [str(root / "images" / f"{r['id']}.png") for r in train_rows]
     for init in inits:
-        if init == "none" or init in state["pretraining"] or init in ENCODER_ONLY:
+        if init == "none" or init in state["pretraining"] or init in PARTIAL:
             continue
         cmd = pretrain_command(init, images, work / init, p, args.device, args.pretrain_workers)
         log(f"pretraining {init}: {p['pretrain_steps']} steps")
@@ -396,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
         plot(agg, fracs, Path(args.plot))
         if args.out:
             plot_rel = os.path.relpath(Path(args.plot), Path(args.out).parent)
-    section = render(agg, state["pretraining"], p, args, info, plot_rel)
+    section = render(agg, state["pretraining"], p, args, info, plot_rel, state["runs"])
     print(section)
     if args.out:
         write_section(Path(args.out), section, args.tag)
