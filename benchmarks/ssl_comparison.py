@@ -225,7 +225,7 @@ def render(agg: dict, pre: dict, p: dict, args, info: dict, plot_rel: str | None
            if p.get("head_warmup") else "every layer from the first step")
         + f"); seeds per fraction {p['seeds']}; scored on "
         f"{info['n_val']} validation images ({info['val_desc']}). Machine: {info['machine']}. "
-        f"Mean ± std over seeds (std over seeds, n in the seeds column).",
+        f"Mean ± std over seeds (how many: the seeds column, per fraction).",
         "",
         "Commands (a later one with `--resume` adds runs to the same results):",
         "",
@@ -235,14 +235,15 @@ def render(agg: dict, pre: dict, p: dict, args, info: dict, plot_rel: str | None
         "",
         "### Mean over all validation images",
         "",
-        "| initialisation | " + " | ".join(f"{f:g} of labels: Dice | AP@0.5" for f in fracs) + " |",
-        "|---|" + "---|---|" * len(fracs),
+        "| initialisation | " + " | ".join(f"{f:g} of labels: Dice | AP@0.5" for f in fracs) + " | seeds |",
+        "|---|" + "---|---|" * len(fracs) + "---|",
     ]
     for i in inits:
         cells = []
         for f in fracs:
             a = agg.get((i, f))
             cells += [_pm(a["dice"]) if a else "–", _pm(a["ap50"]) if a else "–"]
+        cells.append(" / ".join(str(agg[i, f]["ap50"][2]) if (i, f) in agg else "0" for f in fracs))
         lines.append(f"| {LABELS[i]} | " + " | ".join(cells) + " |")
     lines += paired_table(runs, inits, fracs)
     for m in MODALITIES:
