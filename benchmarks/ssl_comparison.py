@@ -19,8 +19,9 @@ Protocol
        foreground Dice and AP@0.5 per modality and over all images; mean ± std over seeds.
 
 Profiles
-    ``--quick`` (about 70 minutes on 2 CPU cores: ~22 min pretraining six models, ~75 s per
-    fine-tuning run): small crops, 1200 pretraining and 600 fine-tuning steps, 3 seeds for 1%
+    ``--quick`` (about 20 minutes on 2 AMD EPYC cores: ~6 min pretraining six models, ~22 s
+    per fine-tuning run; 70 minutes on an older 2-core machine): small crops, 1200 pretraining
+    and 600 fine-tuning steps at the product's rate for untrained heads, 3 seeds for 1%
     and 10%, 1 for 100%, ablations at 10% only, a validation subset. The full profile
     (default) is sized for a GPU. The table says which produced it. On a GPU machine,
     ``--device cuda --pretrain-only`` does the pretraining alone; the same command with
