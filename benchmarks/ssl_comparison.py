@@ -68,12 +68,12 @@ LABELS = {
 }
 # quick: 150 fine-tuning steps under-trained every start (random init AP@0.5 0.23 at 1% vs 0.47
 # with 600) and TOWER most, whose whole network is pretrained for restoration (docs/benchmarks.md)
-# finetune_lr: the product's rate for networks whose segmentation head is untrained (FAST_LR in
-# napari_tower.train.finetune); at 1e-3 the quick profile under-trained every start, TOWER most
+# the fine-tuning rate is the product's for untrained heads (napari_tower.train.finetune.FAST_LR, set in
+# main); at 1e-3 the quick profile under-trained every start, TOWER most
 QUICK = dict(pretrain_steps=1200, pretrain_crop=64, pretrain_batch=16, finetune_steps=600, finetune_crop=96,
-             finetune_lr=5e-3, seeds="3,3,1", fractions="0.01,0.1,1.0", val_per_modality=8, ablation_fractions="0.1")
+             seeds="3,3,1", fractions="0.01,0.1,1.0", val_per_modality=8, ablation_fractions="0.1")
 FULL = dict(pretrain_steps=5000, pretrain_crop=128, pretrain_batch=32, finetune_steps=2000, finetune_crop=128,
-            finetune_lr=5e-3, seeds="5,5,3", fractions="0.01,0.1,1.0", val_per_modality=0, ablation_fractions="0.01,0.1")
+            seeds="5,5,3", fractions="0.01,0.1,1.0", val_per_modality=0, ablation_fractions="0.01,0.1")
 
 
 def pretrain_command(method_key: str, images: list[str], out: Path, p: dict, device: str,
@@ -132,7 +132,7 @@ def initial_net(init: str, models: Path):
         torch.manual_seed(0)
         random = _load_base("none")[0].state_dict()
         net.load_state_dict({k: v if k.startswith(kept) else random[k] for k, v in net.state_dict().items()})
-        return net, ("encoder",)
+        return net, ("encoder",)  # what head warm-up fixes: whole modules only, so not decoder stages
     return net, pretrained_parts(card)
 
 
@@ -221,7 +221,7 @@ def render(agg: dict, pre: dict, p: dict, args, info: dict, plot_rel: str | None
         f"Profile: **{_profile_name(p, args.quick)}** — pretraining {p['pretrain_steps']} steps "
         f"(batch {p['pretrain_batch']} x 2 views, crop {p['pretrain_crop']}) per method on the "
         f"{info['n_train']} train-split images (labels unused); fine-tuning {p['finetune_steps']} steps "
-        f"(batch 8, crop {p['finetune_crop']}, rate {p.get('finetune_lr', 1e-3):g}, "
+        f"(batch 8, crop {p['finetune_crop']}, rate {p['finetune_lr']:g}, "
         + (f"pretrained parts fixed for the first {p['head_warmup']:.0%} of it while the random heads learn"
            if p.get("head_warmup") else "every layer from the first step")
         + f"); seeds per fraction {p['seeds']}; scored on "
@@ -335,16 +335,19 @@ def main(argv: list[str] | None = None) -> int:
                     "fine-tune later with the same settings and --resume)")
     for k, v in FULL.items():
         ap.add_argument("--" + k.replace("_", "-"), default=None, type=type(v), help=f"full: {v}; quick: {QUICK[k]}")
+    ap.add_argument("--finetune-lr", type=float, default=None, help="fine-tuning rate (default: the product's for "
+                    "untrained heads, napari_tower.train.finetune.FAST_LR)")
     ap.add_argument("--head-warmup", type=float, default=None, help="fraction of fine-tuning during which the "
                     "pretrained parts stay fixed while the random heads learn (default: fine-tuning's own, "
                     "napari_tower.train.finetune.HEAD_WARMUP; 0: train everything from the first step)")
     ap.add_argument("--pretrained-from", default=None, help="raw runs (JSON) of an earlier run with the same --work and "
                     "pretraining settings: reuse its pretrained models instead of pretraining again")
     args = ap.parse_args(argv)
-    from napari_tower.train.finetune import HEAD_WARMUP
+    from napari_tower.train.finetune import FAST_LR, HEAD_WARMUP
 
     p = dict(QUICK if args.quick else FULL)
     p["head_warmup"] = HEAD_WARMUP if args.head_warmup is None else args.head_warmup
+    p["finetune_lr"] = FAST_LR if args.finetune_lr is None else args.finetune_lr
     p.update({k: getattr(args, k) for k in FULL if getattr(args, k) is not None})
 
     root = Path(args.data)
