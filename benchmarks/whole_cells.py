@@ -68,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split", default="frames", choices=("frames", "left-right", "right-left"),
                     help="frames: train and score whole frames; left-right / right-left: train on one half "
                     "of the training frames, score the other half of the test frames (other cells)")
+    ap.add_argument("--head-warmup", type=float, default=0.0,
+                    help="finetune(head_warmup=...): fraction of the budget a self-supervised base's pretrained parts stay fixed (LP-FT)")
     ap.add_argument("--out", default=None, help="markdown file to write the section into")
     args = ap.parse_args(argv)
     path = Path(args.tiff)
@@ -111,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
                 t0 = time.perf_counter()
                 out = napari_tower.finetune(train_imgs, train_labs, base=base,
                                             max_minutes=args.minutes, seed=seed, device="cpu", output=Path(d) / "m",
-                                            scale=ft_scale)
+                                            scale=ft_scale, head_warmup=args.head_warmup)
                 secs = time.perf_counter() - t0
                 method = napari_tower.load_model(out, "cpu").card["postprocess"].get("method", "watershed")
                 preds = [napari_tower.segment(im, model=out, device="cpu") for im in test_imgs]
@@ -129,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
                 "(other cells of the same time-lapse)")
     lines = [
         "## Whole cells in transmitted light (few-shot, 2 annotated frames)" + (f", frames enlarged {args.zoom}x" if args.zoom != 1 else "")
-        + ("" if args.split == "frames" else f", {args.split.replace('-', ' to ')} halves"),
+        + ("" if args.split == "frames" else f", {args.split.replace('-', ' to ')} halves")
+        + (f", head warm-up {args.head_warmup:g}" if args.head_warmup else ""),
         "",
         f"ndev-sampledata 0.0.3 scratch assay (BSD-3): transmitted-light channel, whole-cell labels; "
         f"{what}. {args.minutes:g} min CPU budget, seed(s) {args.seeds} (mean ± std over seeds when several), fine-tuning scale {args.finetune_scale}. Machine: {m['cpu']}, "
@@ -147,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     print(section)
     if args.out:
         tag = (f"-zoom{args.zoom}" if args.zoom != 1 else "") + (f"-scale{args.finetune_scale}" if ft_scale != "auto" else "") \
-            + (f"-{args.split}" if args.split != "frames" else "")
+            + (f"-{args.split}" if args.split != "frames" else "") + (f"-warmup{args.head_warmup:g}" if args.head_warmup else "")
         write_section(Path(args.out), section, start=START.replace(":start", f"{tag}:start"), end=END.replace(":end", f"{tag}:end"))
     return 0
 
