@@ -1,0 +1,74 @@
+"""Voxel size from file metadata: ImageJ TIFF, OME-TIFF, OME-Zarr 0.4/0.5, plain files."""
+import json
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_tower.io.metadata import voxel_size
+
+
+def test_imagej_hyperstack(tmp_path):
+    p = tmp_path / "ij.tif"
+    data = np.zeros((5, 16, 20), np.uint16)
+    tifffile.imwrite(p, data, imagej=True, resolution=(1 / 0.25, 1 / 0.5),
+                     metadata={"spacing": 2.0, "unit": "um", "axes": "ZYX"})
+    assert voxel_size(p) == pytest.approx((2.0, 0.5, 0.25))
+
+
+def test_ome_tiff(tmp_path):
+    p = tmp_path / "a.ome.tif"
+    tifffile.imwrite(p, np.zeros((4, 8, 8), np.uint8), ome=True,
+                     metadata={"axes": "ZYX", "PhysicalSizeZ": 3.0, "PhysicalSizeY": 0.4, "PhysicalSizeX": 0.3})
+    assert voxel_size(p) == pytest.approx((3.0, 0.4, 0.3))
+
+
+def test_tiff_without_metadata_gives_none(tmp_path):
+    p = tmp_path / "plain.tif"
+    tifffile.imwrite(p, np.zeros((8, 8), np.uint8))
+    assert voxel_size(p) is None
+
+
+def _write_ngff(path, version, axes, scale):
+    zarr = pytest.importorskip("zarr")
+    fmt = 3 if version == "0.5" else 2
+    g = zarr.open_group(str(path), mode="w", zarr_format=fmt)
+    g.create_array("0", shape=(2,) * len(axes), dtype="uint8")
+    ms = {"axes": [{"name": a, "type": "space" if a in "zyx" else "channel"} for a in axes],
+          "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": scale}]}]}
+    if version == "0.5":
+        g.attrs["ome"] = {"version": "0.5", "multiscales": [ms]}
+    else:
+        g.attrs["multiscales"] = [dict(ms, version="0.4")]
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_ome_zarr(tmp_path, version):
+    p = tmp_path / "img.ome.zarr"
+    _write_ngff(p, version, "czyx", [1.0, 2.5, 0.3, 0.2])
+    assert voxel_size(p) == pytest.approx((2.5, 0.3, 0.2))
+
+
+def test_ome_zarr_2d_has_unit_z(tmp_path):
+    p = tmp_path / "img2d.ome.zarr"
+    _write_ngff(p, "0.4", "yx", [0.7, 0.6])
+    assert voxel_size(p) == pytest.approx((1.0, 0.7, 0.6))
+
+
+def test_plain_zarr_and_missing_file(tmp_path):
+    zarr = pytest.importorskip("zarr")
+    zarr.open_array(str(tmp_path / "plain.zarr"), mode="w", shape=(4, 4), dtype="uint8")
+    assert voxel_size(tmp_path / "plain.zarr") is None
+    assert voxel_size(tmp_path / "nothing.tif") is None
+
+
+def test_bioio_fallback_png(tmp_path):
+    pytest.importorskip("bioio")
+    from skimage.io import imsave
+
+    p = tmp_path / "a.png"
+    imsave(p, np.zeros((8, 8), np.uint8), check_contrast=False)
+    assert voxel_size(p) is None or len(voxel_size(p)) == 3
+    (tmp_path / "bad.zarr").mkdir()
+    (tmp_path / "bad.zarr" / ".zattrs").write_text(json.dumps({"multiscales": [{"datasets": []}]}))
+    assert voxel_size(tmp_path / "bad.zarr") is None
