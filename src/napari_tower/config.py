@@ -31,6 +31,10 @@ class PredictConfig(PostprocessConfig):
     tta: bool = Field(False, description="average the maps over the four 90-degree rotations (4x slower; "
                       "dense histology gains most)")
     stitch_threshold: float = Field(0.25, ge=0.0, le=1.0, description="IoU linking objects between z planes")
+    norm_range: tuple[float, float] | None = Field(None, description="intensities mapped to 0 and 1 instead of "
+                                                   "each plane's 1st and 99.8th percentiles; block-wise "
+                                                   "segmentation sets it from the whole image so that every "
+                                                   "block sees the same intensities")
 
     @field_validator("scale")
     @classmethod

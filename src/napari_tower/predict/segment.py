@@ -79,7 +79,12 @@ def auto_scale_for(diameter: float) -> float:
 
 
 def plane_labels(model, plane: np.ndarray, rgb: bool, cfg: PredictConfig, should_stop=None) -> np.ndarray:
-    img = percentile_normalize(to_single_channel(np.asarray(plane), rgb))
+    img = to_single_channel(np.asarray(plane), rgb)
+    if cfg.norm_range is None:
+        img = percentile_normalize(img)
+    else:  # a range fixed for the whole image (block-wise runs): blocks see the same intensities
+        lo, hi = cfg.norm_range
+        img = (img - np.float32(lo)) / np.float32(max(hi - lo, 1e-6))
     if cfg.scale != "auto":
         return _labels_at(model, img, cfg.scale, cfg, should_stop)
     # like cellpose's size estimate: a first pass measures the objects, and only images
