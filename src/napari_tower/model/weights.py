@@ -62,11 +62,20 @@ def resolve_model_dir(model: str | os.PathLike) -> Path:
         if not _is_model_dir(p):
             raise ModelError(f"{p} is not a napari-tower model directory (needs {WEIGHTS} and {CARD})")
         return p
+    if p.is_file() and p.suffix.lower() == ".zip":
+        return unpack_zip(p)[0]
     models = available_models()
     if str(model) in models:
         return models[str(model)]
     names = ", ".join(models) or "none"
-    raise ModelError(f"unknown model {str(model)!r}: not a directory, and not one of the known models ({names})")
+    raise ModelError(f"unknown model {str(model)!r}: not a directory or .zip, and not one of the known models ({names})")
+
+
+def unpack_zip(zip_path: Path) -> tuple[Path, str]:
+    """A model zip (napari-tower's or an exported bioimage.io package) unpacked to a cache folder."""
+    from ..export.archive import unpack_model_zip
+
+    return unpack_model_zip(zip_path, user_models_dir().parent / "unpacked")
 
 
 def read_card(model_dir: Path) -> dict:
@@ -151,31 +160,17 @@ def export_model(model: str | os.PathLike, zip_path: str | os.PathLike) -> Path:
 
 
 def import_model(zip_path: str | os.PathLike, name: str | None = None) -> Path:
-    """Unpack a shared model .zip into the user model folder, after checking it loads."""
+    """Unpack a shared model .zip (or exported bioimage.io package) into the user model folder, after checking it loads."""
     import shutil
-    import tempfile
-    import zipfile
 
-    zip_path = Path(zip_path)
-    if not zip_path.is_file():
-        raise ModelError(f"{zip_path}: no such file")
-    try:
-        with zipfile.ZipFile(zip_path) as zf:
-            members = [m for m in zf.namelist() if m.endswith((WEIGHTS, CARD))]
-            if len(members) != 2 or any(".." in m or m.startswith("/") for m in members):
-                raise ModelError(f"{zip_path} is not a napari-tower model archive")
-            with tempfile.TemporaryDirectory() as tmp:
-                for m in members:
-                    (Path(tmp) / Path(m).name).write_bytes(zf.read(m))
-                _, card = load_network(Path(tmp))
-                name = name or Path(members[0]).parent.name or card.get("name") or zip_path.stem
-                dest = user_models_dir() / name
-                if (BUNDLED_DIR / name).exists():
-                    raise ModelError(f"'{name}' is the name of a bundled model; import it under another name")
-                dest.mkdir(parents=True, exist_ok=True)
-                for f in (WEIGHTS, CARD):
-                    shutil.copyfile(Path(tmp) / f, dest / (f + ".tmp"))
-                    os.replace(dest / (f + ".tmp"), dest / f)
-    except zipfile.BadZipFile:
-        raise ModelError(f"{zip_path} is not a valid zip file") from None
+    src, zip_name = unpack_zip(Path(zip_path))  # either kind of zip; one clear error otherwise
+    _, card = load_network(src)
+    name = name or zip_name or card.get("name") or Path(zip_path).stem
+    dest = user_models_dir() / name
+    if (BUNDLED_DIR / name).exists():
+        raise ModelError(f"'{name}' is the name of a bundled model; import it under another name")
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in (WEIGHTS, CARD):
+        shutil.copyfile(src / f, dest / (f + ".tmp"))
+        os.replace(dest / (f + ".tmp"), dest / f)
     return dest
