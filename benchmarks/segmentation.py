@@ -3,14 +3,17 @@
 Run from the repository root::
 
     python -m benchmarks.segmentation --data ../shared/data/dsb2018 [--model default] \
-        [--out docs/benchmarks.md] [--quick]
+        [--polyp ../shared/data/polyp_nuclei] [--out docs/benchmarks.md] [--quick]
 
 Accuracy
     Every image of the fixed validation split (``napari_tower.train.data.dsb_split``, the
     same split the bundled models were validated on), per modality: mean foreground Dice
     and mean AP@0.5 (``napari_tower.metrics``) for the TOWER model (loaded once, run with
     ``napari_tower.segment``, card post-processing defaults) and for the classical
-    baseline (``benchmarks.baselines.classical_segment``).
+    baseline (``benchmarks.baselines.classical_segment``). The same for the fixed validation
+    tiles of polyp_nuclei (``napari_tower.train.data.polyp_split``: 4 of 24 whole tiles, one
+    per acquisition, held out from training), when that folder exists. For TOWER, where the
+    missed objects of AP@0.5 come from: merges, splits, misses (``benchmarks.failures``).
 
 Speed and memory (CPU)
     Each measurement is a fresh process, started by a tiny launcher interpreter (so
@@ -70,25 +73,37 @@ def _read(root: Path, row: dict) -> tuple[np.ndarray, np.ndarray]:
 
 
 def accuracy(root: Path, model, per_modality: int | None) -> dict:
-    """{modality: {"n", "tower": {"dice", "ap50"}, "classical": {...}}}, plus "all"."""
-    import napari_tower
-    from napari_tower.metrics import average_precision, dice
+    """{modality: {"n", "tower": {"dice", "ap50"}, "classical": {...}, "failures"}}, plus "all"."""
     from napari_tower.train.data import dsb_index, dsb_split
 
-    from .baselines import classical_segment
-
     _, val = dsb_split(dsb_index(root))
+    return _score(root, model, {m: [r for r in val if r["modality"] == m][:per_modality] for m in MODALITIES}, _read)
+
+
+def polyp_accuracy(root: Path, model) -> dict:
+    """The same scores on the fixed polyp_nuclei validation tiles (uint16, dense tissue)."""
+    from napari_tower.train.data import POLYP_GROUP, dsb_index, polyp_split, read_polyp
+
+    _, val = polyp_split(dsb_index(root))
+    return _score(root, model, {POLYP_GROUP: val}, read_polyp)
+
+
+def _score(root: Path, model, groups: dict[str, list[dict]], read) -> dict:
+    import napari_tower
+    from napari_tower.metrics import average_precision, dice
+
+    from .baselines import classical_segment
+    from .failures import failure_breakdown, summarise
+
+    names = tuple(groups)
     scores = {
         m: {"tower": {"dice": [], "ap50": []}, "classical": {"dice": [], "ap50": []},
-            "seconds": {"tower": 0.0, "classical": 0.0}}
-        for m in MODALITIES
+            "seconds": {"tower": 0.0, "classical": 0.0}, "failures": []}
+        for m in names
     }
-    for modality in MODALITIES:
-        rows = [r for r in val if r["modality"] == modality]
-        if per_modality is not None:
-            rows = rows[:per_modality]
+    for modality, rows in groups.items():
         for i, row in enumerate(rows, 1):
-            img, true = _read(root, row)
+            img, true = read(root, row)
             t0 = time.perf_counter()
             pred_t = napari_tower.segment(img, model=model, axes="YXC" if img.ndim == 3 else "YX")
             t1 = time.perf_counter()
@@ -100,11 +115,12 @@ def accuracy(root: Path, model, per_modality: int | None) -> dict:
             for name, pred in (("tower", pred_t), ("classical", pred_c)):
                 s[name]["dice"].append(dice(pred, true))
                 s[name]["ap50"].append(average_precision(pred, true, 0.5))
+            s["failures"].append(failure_breakdown(pred_t, true))
             log(f"  accuracy {modality} {i}/{len(rows)} {row['id']}: "
                 f"TOWER AP50 {s['tower']['ap50'][-1]:.3f}, classical AP50 {s['classical']['ap50'][-1]:.3f}")
     out = {}
-    for m in MODALITIES + ("all",):
-        src = [scores[k] for k in MODALITIES] if m == "all" else [scores[m]]
+    for m in names + (("all",) if len(names) > 1 else ()):
+        src = [scores[k] for k in names] if m == "all" else [scores[m]]
         n = sum(len(s["tower"]["dice"]) for s in src)
         entry = {"n": n}
         for name in ("tower", "classical"):
@@ -113,6 +129,7 @@ def accuracy(root: Path, model, per_modality: int | None) -> dict:
                 for k in ("dice", "ap50")
             }
             entry[name]["seconds_per_image"] = sum(s["seconds"][name] for s in src) / n if n else float("nan")
+        entry["failures"] = summarise([b for s in src for b in s["failures"]])
         out[m] = entry
     return out
 
@@ -297,7 +314,9 @@ def _f(x, fmt=".3f"):
     return "n/a" if x is None or (isinstance(x, float) and np.isnan(x)) else format(x, fmt)
 
 
-def render(info: dict, acc: dict | None, spd: dict | None, args, command: str) -> str:
+def render(info: dict, acc: dict | None, spd: dict | None, args, command: str, polyp: dict | None = None) -> str:
+    from .failures import render_table
+
     mach = info["machine"]
     lines = [
         "## Segmentation benchmark",
@@ -338,6 +357,35 @@ def render(info: dict, acc: dict | None, spd: dict | None, args, command: str) -
             )
         lines += ["", "s/image: in-process time on the default device (model already loaded), for orientation only.",
                   ""]
+    if polyp is not None:
+        e = next(iter(polyp.values()))
+        lines += [
+            "### Accuracy on the polyp_nuclei validation tiles",
+            "",
+            "Dense fluorescence tissue (700x622 uint16, ~1,000-2,000 nuclei a tile): the fixed split "
+            "`napari_tower.train.data.polyp_split` holds out, from each of the 4 acquisitions, the tile whose id "
+            "has the smallest sha1 (4 of 24 tiles, never trained on). Same scores and post-processing as above.",
+            "",
+            "| tiles | TOWER Dice | TOWER AP@0.5 | classical Dice | classical AP@0.5 | TOWER s/tile |",
+            "|---:|---:|---:|---:|---:|---:|",
+            f"| {e['n']} | {_f(e['tower']['dice'])} | {_f(e['tower']['ap50'])} | {_f(e['classical']['dice'])} "
+            f"| {_f(e['classical']['ap50'])} | {_f(e['tower']['seconds_per_image'], '.2f')} |",
+            "",
+        ]
+    failures = {**({m: acc[m]["failures"] for m in MODALITIES} if acc is not None else {}),
+                **({k: v["failures"] for k, v in polyp.items()} if polyp is not None else {})}
+    if failures:
+        lines += [
+            "### Where TOWER fails (share of true objects)",
+            "",
+            "Each true object not matched at IoU >= 0.5 gets one cause (`benchmarks/failures.py`): merged (most "
+            "of it lies in a predicted object that holds most of another true object too), split (two or more "
+            "predicted objects lie mostly inside it), missed (mostly background in the prediction), mis-shaped "
+            "(the rest). Spurious: unmatched predicted objects lying mostly on background, per true object.",
+            "",
+            *render_table(failures),
+            "",
+        ]
     if spd is not None:
         c = spd["classical"]
         lines += [
@@ -399,6 +447,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default="../shared/data/dsb2018", help="dsb2018 folder (index.csv, images/, labels/)")
     ap.add_argument("--model", default="default", help="model name or directory (default: %(default)s)")
     ap.add_argument("--out", default=None, help="markdown file to write the section into (default: print only)")
+    ap.add_argument("--polyp", default="../shared/data/polyp_nuclei",
+                    help="polyp_nuclei folder; its validation tiles are scored when it exists (default: %(default)s)")
     ap.add_argument("--quick", action="store_true", help="5 images per modality, no stack (smoke test)")
     ap.add_argument("--repeats", type=int, default=2,
                     help="runs per timing; the best is reported (default: %(default)s)")
@@ -429,12 +479,18 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_accuracy:
         log("accuracy ...")
         acc = accuracy(root, model, 5 if args.quick else None)
+    polyp = None
+    if not args.skip_accuracy and (Path(args.polyp) / "index.csv").is_file():
+        log("accuracy on the polyp_nuclei validation tiles ...")
+        polyp = polyp_accuracy(Path(args.polyp), model)
+    elif not args.skip_accuracy:
+        log(f"polyp_nuclei validation skipped: no index.csv in {args.polyp}")
     del model
     spd = None
     if not args.skip_speed:
         log("speed and memory (fresh processes) ...")
         spd = speed(root, model_arg, with_stack=not args.quick, repeats=args.repeats)
-    section = render(info, acc, spd, args, command)
+    section = render(info, acc, spd, args, command, polyp)
     print(section)
     if args.out:
         write_section(Path(args.out), section)
