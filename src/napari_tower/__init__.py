@@ -10,11 +10,11 @@ except ImportError:  # running from a source tree that was never built
     __version__ = "0.0.0+unknown"
 
 from .api import (
-    TowerModel, finetune, finetune_iter, list_models, load_model, pretrain, pretrain_iter, segment, segment_iter,
+    TowerModel, export, export_iter, finetune, finetune_iter, list_models, load_model, pretrain, pretrain_iter, segment, segment_iter,
 )
 from .errors import Cancelled, InputError, ModelError, TowerError
 
 __all__ = [
-    "TowerModel", "finetune", "finetune_iter", "list_models", "load_model", "pretrain", "pretrain_iter", "segment", "segment_iter",
+    "TowerModel", "export", "export_iter", "finetune", "finetune_iter", "list_models", "load_model", "pretrain", "pretrain_iter", "segment", "segment_iter",
     "Cancelled", "InputError", "ModelError", "TowerError", "__version__",
 ]

@@ -71,15 +71,18 @@ def load_model(model: str | os.PathLike | TowerModel = "default", device: str = 
     Parameters
     ----------
     model : str or path
-        ``"default"``, another name from :func:`list_models`, or a directory holding
-        ``weights.safetensors`` and ``card.json``.
+        ``"default"``, another name from :func:`list_models`, a directory holding
+        ``weights.safetensors`` and ``card.json``, or a ``.zip``: napari-tower's model zip or a
+        bioimage.io package made by :func:`export` (its attached safetensors weights and card are
+        used, so the labels are the same as the source model's).
     device : {"auto", "cpu", "cuda", "mps"}
         ``"auto"`` picks CUDA, then Apple MPS, then the CPU.
 
     Raises
     ------
     napari_tower.errors.ModelError
-        Unknown name, missing or corrupt weights (sha256 mismatch), or unavailable device.
+        Unknown name, missing or corrupt weights (sha256 mismatch), unavailable device, or a zip
+        that napari-tower did not make (e.g. a bioimage.io package from another tool).
     """
     if isinstance(model, TowerModel):
         return model
@@ -265,3 +268,52 @@ def pretrain(images, output: str | os.PathLike, method: str = "tower", max_minut
         ``use_restore``, ``seed``).
     """
     return run_to_end(pretrain_iter(images, output, method, max_minutes, max_steps, device, resume, base=base, **config))
+
+
+def export_iter(model: str | os.PathLike, path: str | os.PathLike, format: str = "bioimageio", image=None,
+                **kwargs) -> Iterator[Progress]:
+    """Like :func:`export`, as a generator of Progress; the final ``result`` is the zip path."""
+    if format == "zip":
+        from .model.weights import export_model
+
+        yield Progress(0, 1, "packing")
+        yield Progress(1, 1, "written", result=export_model(model, path))
+        return
+    if format != "bioimageio":
+        raise InputError(f"unknown export format {format!r}: use 'bioimageio' or 'zip'")
+    from .sharing.bioimageio import export_bioimageio_iter
+
+    yield from export_bioimageio_iter(model, path, image=image, **kwargs)
+
+
+def export(model: str | os.PathLike, path: str | os.PathLike, format: str = "bioimageio", image=None,
+           progress: Callable[[Progress], None] | None = None, **kwargs) -> Path:
+    """Pack a model into one zip to share.
+
+    Parameters
+    ----------
+    model : str or path
+        A model name or folder (as for :func:`load_model`).
+    path : path
+        The ``.zip`` to write.
+    format : {"bioimageio", "zip"}
+        ``"bioimageio"``: a bioimage.io model package (model format 0.5) that runs without
+        napari-tower (TorchScript, and a PyTorch state dict with the architecture source), with
+        the percentile normalisation as preprocessing, test tensors, a cover made from a real
+        prediction, a README saying how the output maps become instances, and the card's
+        post-processing settings in ``config.napari_tower``. ``"zip"``: napari-tower's own archive.
+        Both load back with :func:`load_model` and give the same labels as ``model``.
+    image : array, optional
+        bioimageio: a 2D gray image for the test tensors and the cover (centre crop up to
+        256x256; default: the bundled nuclei sample).
+    **kwargs
+        bioimageio: ``authors`` (list of names), ``license`` (SPDX), ``name``, ``description``,
+        ``check`` (None: run ``bioimageio test`` when bioimageio.core is importable; True: require
+        it; False: skip).
+
+    Raises
+    ------
+    napari_tower.errors.ModelError
+        The model cannot be read, or the written package fails ``bioimageio test``.
+    """
+    return run_to_end(export_iter(model, path, format, image, **kwargs), progress)

@@ -179,6 +179,28 @@ def cmd_pretrain(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from .api import export
+    from .errors import TowerError
+
+    try:
+        image = None
+        if args.image:
+            from .io.files import read_image
+
+            image, _ = read_image(Path(args.image))
+        bar = StderrProgress("export:")
+        out = export(args.model, args.output, format=args.format, image=image, authors=args.author or None,
+                     license=args.license, check=False if args.no_check else None, progress=bar)
+        bar.close()
+    except TowerError as e:
+        _err(str(e))
+        return 2
+    print(f"wrote {out}; segment with it: napari-tower segment IMAGES -o OUT --model {out}", file=sys.stderr)
+    print(out)
+    return 0
+
+
 def cmd_models(args) -> int:
     from .api import list_models
     from .model.weights import read_card, user_models_dir
@@ -205,7 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
         "OUTDIR/<input stem>.tif with integer instance labels (0 = background), same YX shape as the input."))
     s.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
     s.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="folder for the label images (created)")
-    s.add_argument("--model", default="default", help="bundled or saved model name, or a model directory (default: %(default)s)")
+    s.add_argument("--model", default="default", help="bundled or saved model name, a model directory, or a model zip "
+                   "(napari-tower's, or a bioimage.io package napari-tower exported) (default: %(default)s)")
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="auto = CUDA, then MPS, then CPU")
     s.add_argument("--axes", default=None, help="axes of every input, e.g. YX, YXC, ZYX, TYX, TZYX (default: from the file, else guessed; 3D = ZYX)")
     s.add_argument("--prob-threshold", type=float, default=None, help="foreground probability cut-off (default: the model's, 0.5)")
@@ -282,6 +305,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("models", help="list bundled and saved models", description="List the models that --model accepts by name.")
     m.set_defaults(func=cmd_models)
+
+    e = sub.add_parser("export", help="pack a model into one zip to share (napari-tower or bioimage.io format)", description=(
+        "Write MODEL (a name or model folder) to one zip. --format zip: napari-tower's own archive (weights + card). "
+        "--format bioimageio: a bioimage.io model package (model format 0.5) that runs without napari-tower "
+        "(TorchScript and PyTorch state dict weights, percentile normalisation, test tensors, a cover made from a "
+        "prediction); when bioimageio.core is installed, 'bioimageio test' is run on it. Both load back with "
+        "'segment --model FILE.zip' and give the same labels."))
+    e.add_argument("model", metavar="MODEL", help="bundled or saved model name, or a model folder")
+    e.add_argument("-o", "--output", required=True, metavar="FILE.zip", help="zip file to write")
+    e.add_argument("--format", default="bioimageio", choices=["bioimageio", "zip"], help="(default: %(default)s)")
+    e.add_argument("--image", default=None, metavar="IMG", help="bioimageio: a 2D gray image for the test tensors "
+                   "and cover, centre-cropped to at most 256x256 (default: the bundled nuclei sample)")
+    e.add_argument("--author", action="append", default=None, metavar="NAME", help="bioimageio: an author (repeat for "
+                   "several; default: the card's, else 'napari-tower developers')")
+    e.add_argument("--license", default=None, metavar="SPDX", help="bioimageio: licence of the weights (default: the "
+                   "card's, else BSD-3-Clause)")
+    e.add_argument("--no-check", action="store_true", help="bioimageio: do not run 'bioimageio test' even when "
+                   "bioimageio.core is installed")
+    e.set_defaults(func=cmd_export)
     return ap
 
 
