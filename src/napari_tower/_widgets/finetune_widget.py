@@ -52,18 +52,21 @@ class FinetuneWidget(Reporting, Container):
         self._status = Label(value="")
         self._export_path = FileEdit(label="export to", mode="w", filter="*.zip", value="")
         self._export = PushButton(text="Export model")
+        self._export_bioimageio = PushButton(text="Export for bioimage.io", tooltip="a bioimage.io model package "
+                                             "(runs in deepImageJ, ilastik, bioimageio.core; loads back here)")
         self._import_path = FileEdit(label="import", mode="r", filter="*.zip", value="")
         self._import = PushButton(text="Import model")
         super().__init__(widgets=[
             self._image, self._annotations, self._kind, self._axes, self._base, self._minutes, self._device,
             self._hold_out, self._name, self._train, self._cancel, self._progress, self._status,
-            self._export_path, self._export, self._import_path, self._import,
+            self._export_path, self._export, self._export_bioimageio, self._import_path, self._import,
         ])
         self.plot = CurvePlot("loss")
         self.native.layout().insertWidget(13, self.plot)
         self._train.changed.connect(self.start)
         self._cancel.changed.connect(self.cancel)
         self._export.changed.connect(self.export)
+        self._export_bioimageio.changed.connect(self.export_bioimageio)
         self._import.changed.connect(self.import_)
         self._stop = threading.Event()
         self._worker = None
@@ -199,6 +202,30 @@ class FinetuneWidget(Reporting, Container):
             self._status.value = f"exported to {out}"
         except (TowerError, OSError) as e:
             self._report(str(e))
+
+    def export_bioimageio(self, event=None):
+        """Write a bioimage.io package in the background (tracing and a test prediction take seconds)."""
+        from napari.qt.threading import create_worker
+
+        from ..api import export_iter
+
+        target = str(self._export_path.value)
+        if not target or target == ".":
+            self._report("choose a .zip file to export to")
+            return None
+        model = self.saved_model or self._base.value
+        layer = self._image.value  # the test tensors and cover come from the user's own image when it is 2D gray
+        image = None
+        if layer is not None and not layer.multiscale and not layer.rgb and np.ndim(layer.data) == 2:
+            image = np.asarray(layer.data)
+        worker = create_worker(export_iter, model, target, format="bioimageio", image=image, _start_thread=False,
+                               _connect={"yielded": lambda p: setattr(self._status, "value", p.message),
+                                         "errored": lambda e: self._report(error_message(e, "export stopped"))})
+        worker.yielded.connect(lambda p: p.result is not None and setattr(self._status, "value", f"exported to {p.result}"))
+        self._export_bioimageio.enabled = False
+        worker.finished.connect(lambda: setattr(self._export_bioimageio, "enabled", True))
+        worker.start()
+        return worker
 
     def import_(self, event=None):
         src = str(self._import_path.value)

@@ -47,6 +47,8 @@ class SegmentWidget(Reporting, Container):
         self._image = ComboBox(label="image", choices=self._image_layers, nullable=False)
         self._model = ComboBox(label="model", choices=self._model_names)
         self._model_dir = FileEdit(label="or folder", mode="d", value="", tooltip="a model directory (weights.safetensors + card.json)")
+        self._model_file = FileEdit(label="or file", mode="r", filter="*.zip", value="",
+                                    tooltip="a model zip: napari-tower's, or a bioimage.io package napari-tower exported")
         self._device = ComboBox(label="device", choices=["auto", "cpu", "cuda", "mps"], value="auto")
         self._prob = FloatSpinBox(label="probability", min=0.05, max=0.95, step=0.05, value=0.5, tooltip="foreground probability cut-off")
         self._split = FloatSpinBox(label="split depth", min=0.0, max=0.9, step=0.05, value=0.2,
@@ -65,11 +67,12 @@ class SegmentWidget(Reporting, Container):
         self._progress = ProgressBar(label="progress", min=0, max=1, value=0, visible=True)
         self._status = Label(value="")
         super().__init__(widgets=[
-            self._image, self._model, self._model_dir, self._device, self._prob, self._split, self._method, self._min_size,
+            self._image, self._model, self._model_dir, self._model_file, self._device, self._prob, self._split, self._method, self._min_size,
             self._scale, self._tta, self._axes, self._run, self._cancel, self._progress, self._status,
         ])
         self._model.changed.connect(self._load_defaults)
         self._model_dir.changed.connect(self._load_defaults)
+        self._model_file.changed.connect(self._load_defaults)
         self._load_defaults()
         self._run.changed.connect(self.start)
         self._cancel.changed.connect(self.cancel)
@@ -121,6 +124,9 @@ class SegmentWidget(Reporting, Container):
 
     # running ------------------------------------------------------------------------
     def _model_source(self):
+        file = self._model_file.value
+        if file and str(file) not in ("", ".") and Path(file).is_file():
+            return Path(file)
         folder = self._model_dir.value
         if folder and str(folder) not in ("", ".") and Path(folder).is_dir():
             return Path(folder)
