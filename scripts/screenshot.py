@@ -3,6 +3,7 @@
     python scripts/screenshot.py segment docs/screenshot_segment.png
     python scripts/screenshot.py finetune docs/screenshot_finetune.png [--minutes 1]
     python scripts/screenshot.py pretrain OUT.png [--minutes 1]   # continues 'tower' on the sample
+    python scripts/screenshot.py sharing docs/screenshot_sharing.png  # export for bioimage.io, segment from the zip
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ def wait_for(worker, app):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("which", choices=["segment", "finetune", "pretrain"])
+    ap.add_argument("which", choices=["segment", "finetune", "pretrain", "sharing"])
     ap.add_argument("out")
     ap.add_argument("--minutes", type=float, default=1.0)
     args = ap.parse_args()
@@ -45,6 +46,19 @@ def main():
         pt._minutes.value = args.minutes
         pt._name.value = "screenshot-tower"
         wait_for(pt.start(), app)
+    elif args.which == "sharing":
+        import tempfile
+        from pathlib import Path
+
+        pkg = Path(tempfile.mkdtemp()) / "my-model.zip"
+        ft = FinetuneWidget(viewer)
+        viewer.window.add_dock_widget(ft, name="Fine-tune TOWER", area="right")
+        ft._export_path.value = pkg
+        wait_for(ft.export_bioimageio(), app)  # the button's own code path: the `default` model, the nuclei layer
+        seg = SegmentWidget(viewer)
+        viewer.window.add_dock_widget(seg, name="Segment with TOWER", area="right", tabify=False)
+        seg._model_file.value = pkg
+        wait_for(seg.start(), app)
     else:
         seg = SegmentWidget(viewer)
         viewer.window.add_dock_widget(seg, name="Segment with TOWER", area="right")
