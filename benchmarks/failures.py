@@ -68,7 +68,7 @@ def summarise(breakdowns: list[dict[str, int]]) -> dict[str, float]:
 def render_table(rows: dict[str, dict[str, float]]) -> list[str]:
     """Markdown rows: per label (e.g. modality), each outcome's share of the true objects."""
     lines = [
-        "| images | true objects | predicted | matched | merged | split | missed | mis-shaped | spurious (per true) |",
+        "| data | true objects | predicted | matched | merged | split | missed | mis-shaped | spurious (per true) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, s in rows.items():

@@ -56,6 +56,8 @@ def main(argv=None) -> int:
                     help=f"share of training crops drawn from the polyp tiles (default {POLYP_WEIGHT})")
     ap.add_argument("--polyp-upsample", type=float, default=1.5,
                     help="enlarge the polyp training tiles by this factor (their nuclei are ~12 px; default 1.5)")
+    ap.add_argument("--max-minutes", type=float, default=None,
+                    help="training time budget (after loading): the learning-rate schedule ends with it if sooner")
     ap.add_argument("--val-every", type=int, default=None, help="steps between validations (default: steps / 6)")
     args = ap.parse_args(argv)
 
@@ -87,7 +89,7 @@ def main(argv=None) -> int:
         # (a no-op for a base that already has them, e.g. --base default)
         net = add_flow_maps(net)
     settings = TrainSettings(
-        max_steps=args.steps, batch_size=args.batch_size, crop=args.crop, lr=args.lr, seed=args.seed,
+        max_steps=args.steps, max_minutes=args.max_minutes, batch_size=args.batch_size, crop=args.crop, lr=args.lr, seed=args.seed,
         group_weights=group_weights, val_every=args.val_every or max(args.steps // 6, 50), log_every=25,
     )
 
