@@ -169,6 +169,61 @@ def segment(
     return run_to_end(segment_iter(image, model, device, axes, **options))
 
 
+def segment_blocks_iter(
+    image,
+    output: str | os.PathLike,
+    model: str | os.PathLike | TowerModel = "default",
+    device: str = "auto",
+    axes: str | None = None,
+    client=None,
+    block_size=None,
+    halo=None,
+    resume: bool = False,
+    should_stop: Callable[[], bool] | None = None,
+    skip_below: float = 0.05,
+    **options,
+) -> Iterator[Progress]:
+    """Like :func:`segment_blocks`, as a generator of Progress (one report per block)."""
+    import functools
+
+    from .blocks.run import segment_blocks_iter as _blocks_iter
+    from .io.lazy import as_lazy
+
+    m = load_model(model, device)
+    cfg = _config(m, **options)
+    # on a cluster each worker loads the model once, on its own device ("auto": its GPU if it has one)
+    ref = m if client is None else functools.partial(load_model, str(m.path), device)
+    yield from _blocks_iter(ref, as_lazy(image, axes), output, cfg, axes=axes, block_shape=block_size, halo=halo,
+                            client=client, resume=resume, should_stop=should_stop, skip_below=skip_below)
+
+
+def segment_blocks(image, output: str | os.PathLike, model="default", device: str = "auto", axes: str | None = None,
+                   client=None, **options) -> Path:
+    """Segment an image of any size block by block into the OME-Zarr ``output``.
+
+    Parameters
+    ----------
+    image : path, array, dask array or zarr array
+        A file or ``.zarr`` folder (opened lazily, see :func:`napari_tower.io.lazy.open_lazy`)
+        or an array; single channel, axes YX, ZYX, TYX or TZYX.
+    output : path
+        The ``.ome.zarr`` folder to write (written as ``output.part``, renamed when done).
+    client : distributed.Client, optional
+        Run the blocks as tasks on this dask cluster; each worker loads the model once.
+        Without one, blocks run one after another in this process.
+    **options
+        ``block_size`` and ``halo`` (per spatial axis, e.g. ``(64, 512, 512)``), ``resume``
+        (keep blocks an interrupted run already wrote), ``skip_below``, and everything
+        :func:`segment` takes.
+
+    Returns
+    -------
+    pathlib.Path
+        The output folder; ``napari_tower.io.omezarr.open_labels(path)`` opens it lazily.
+    """
+    return run_to_end(segment_blocks_iter(image, output, model, device, axes, client, **options))
+
+
 def finetune_iter(images, labels, base="default", **kwargs) -> Iterator[Progress]:
     """Like :func:`finetune`, as a generator of Progress (loss, validation scores).
 

@@ -19,6 +19,16 @@ def _scale_arg(text: str):
         raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from None
 
 
+def _ints_arg(text: str):
+    try:
+        vals = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}") from None
+    if any(v < 0 for v in vals):
+        raise argparse.ArgumentTypeError(f"sizes must not be negative, got {text!r}")
+    return vals[0] if len(vals) == 1 else vals
+
+
 def _err(msg: str) -> None:
     print(f"napari-tower: error: {msg}", file=sys.stderr, flush=True)
 
@@ -73,11 +83,26 @@ def cmd_segment(args) -> int:
     except TowerError as e:
         _err(str(e))
         return 2
+    try:
+        client = _client(args)
+    except Exception as e:  # an unreachable scheduler is one clear line
+        _err(f"cannot reach the dask cluster: {e}")
+        return 2
     failed = 0
     for i, f in enumerate(files, 1):
         bar = StderrProgress(f"[{i}/{len(files)}] {f.name}:")
         try:
             t0 = time.monotonic()
+            lazy = _blockwise(f, args, client)
+            if lazy is not None:  # zarr input, large input, zarr output or a cluster: block by block
+                from .api import segment_blocks_iter
+
+                out = run_to_end(segment_blocks_iter(
+                    lazy, Path(args.output) / f"{output_stem(f)}.ome.zarr", model, args.device, args.axes or lazy.axes,
+                    client=client, block_size=args.block_size, halo=args.halo, resume=args.resume, **options), bar)
+                bar.close()
+                print(f"[{i}/{len(files)}] {f.name}: -> {out} ({time.monotonic() - t0:.1f}s)", file=sys.stderr, flush=True)
+                continue
             image, axes = read_image(f)
             labels = run_to_end(segment_iter(image, model, axes=args.axes or axes, **options), bar)
             out = write_labels(Path(args.output) / f"{output_stem(f)}.tif", labels)
@@ -92,9 +117,43 @@ def cmd_segment(args) -> int:
             bar.close()
             failed += 1
             _err(f"{f}: out of memory (try a smaller --tile)")
+    if client is not None:
+        cluster = getattr(client, "_tower_cluster", None)
+        client.close()
+        if cluster is not None:
+            cluster.close()
     if failed:
         _err(f"{failed} of {len(files)} inputs failed")
     return 1 if failed else 0
+
+
+def _client(args):
+    """A dask.distributed client for --scheduler / --scheduler-file / --workers, else None."""
+    if not (args.scheduler or args.scheduler_file or args.workers):
+        return None
+    from distributed import Client, LocalCluster
+
+    if args.scheduler or args.scheduler_file:
+        return Client(args.scheduler, scheduler_file=args.scheduler_file, timeout="30s")
+    cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    client = Client(cluster)
+    client._tower_cluster = cluster  # closed with the client
+    return client
+
+
+def _blockwise(path: Path, args, client):
+    """The lazily opened input when it goes block by block (see ``--output-format``), else None."""
+    from .io.lazy import LARGE_BYTES, is_zarr, open_lazy
+
+    if args.output_format == "tif" and client is None:
+        return None
+    zarr_in = is_zarr(path)
+    if args.output_format == "zarr" or zarr_in or client is not None:
+        return open_lazy(path)
+    if path.suffix.lower() in (".tif", ".tiff"):
+        lazy = open_lazy(path)
+        return lazy if lazy.nbytes > LARGE_BYTES else None
+    return None
 
 
 def _read_pairs(images: list[str], labels: list[str]):
@@ -244,6 +303,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tta", action="store_true", help="test-time augmentation: average over the four 90-degree "
                    "rotations (4x slower; helps dense histology)")
     s.add_argument("--tile", type=int, default=1024, help="tile side in pixels; lower it to use less memory (default: %(default)s)")
+    big = s.add_argument_group("any size (block by block, OME-Zarr output, dask clusters)")
+    big.add_argument("--output-format", choices=["tif", "zarr"], default=None, help="tif: one label TIFF per input; "
+                     "zarr: OUTDIR/<name>.ome.zarr written block by block (default: zarr for .zarr inputs and inputs "
+                     "over 512 MiB, tif otherwise)")
+    big.add_argument("--block-size", type=_ints_arg, default=None, metavar="N[,N...]", help="block side per spatial "
+                     "axis, e.g. 64,512,512 for ZYX (default: 64,512,512; 512,512 for 2D)")
+    big.add_argument("--halo", type=_ints_arg, default=None, metavar="N[,N...]", help="context read around each block "
+                     "per spatial axis (default: 8,96,96); objects smaller than the halo come out as on the whole image")
+    big.add_argument("--resume", action="store_true", help="keep the blocks an interrupted run already wrote "
+                     "(OUTDIR/<name>.ome.zarr.part) and do the rest")
+    big.add_argument("--scheduler", default=None, metavar="ADDRESS", help="run the blocks on this dask.distributed "
+                     "scheduler (e.g. tcp://host:8786); each worker loads the model once")
+    big.add_argument("--scheduler-file", default=None, metavar="FILE", help="the scheduler's JSON file (dask "
+                     "scheduler --scheduler-file, dask-jobqueue, dask-mpi) instead of --scheduler")
+    big.add_argument("--workers", type=int, default=None, metavar="N", help="start a local cluster of N worker "
+                     "processes (1 thread each) for this run")
     s.set_defaults(func=cmd_segment)
 
     f = sub.add_parser("finetune", help="fine-tune a model on a few annotated images", description=(

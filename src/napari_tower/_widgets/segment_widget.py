@@ -1,13 +1,17 @@
 """Dock widget "Segment with TOWER": thin Qt shell over ``napari_tower.api``."""
 from __future__ import annotations
 
+import tempfile
 import threading
 from pathlib import Path
+
+import numpy as np
 
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, Label, ProgressBar, PushButton, SpinBox
 
 from ..api import TowerModel, list_models, load_model, segment_iter
 from ..config import PostprocessConfig
+from ..progress import Progress
 from ._common import Reporting, error_message
 from ._layers import write_labels_layer
 
@@ -160,10 +164,25 @@ class SegmentWidget(Reporting, Container):
         self._stop.clear()
         self.last_error = None
 
+        # a dask- or zarr-backed layer (e.g. from napari-ome-zarr) is never read whole: it goes
+        # block by block into an OME-Zarr beside the system's temp files, shown lazily
+        lazy = not isinstance(data, np.ndarray)
+
         def work():
             yield "loading model"
             model = self._get_model()
             labels = None
+            if lazy:
+                from ..api import segment_blocks_iter
+                from ..io.omezarr import open_labels
+
+                out = Path(tempfile.mkdtemp(prefix="napari-tower-")) / "labels.ome.zarr"
+                for p in segment_blocks_iter(data, out, model, axes=axes, should_stop=self._stop.is_set, **options):
+                    if p.result is not None:
+                        labels = open_labels(p.result)
+                        p = Progress(p.step, p.total, p.message)
+                    yield p
+                return labels
             for p in segment_iter(data, model, axes=axes, should_stop=self._stop.is_set, **options):
                 if p.result is not None:
                     labels = p.result
@@ -203,7 +222,10 @@ class SegmentWidget(Reporting, Container):
         if labels is None:
             return
         out = write_labels_layer(self.viewer, layer, labels)
-        self._status.value = f"{int(labels.max())} objects -> {out.name}"
+        if isinstance(labels, np.ndarray):
+            self._status.value = f"{int(labels.max())} objects -> {out.name}"
+        else:  # lazy OME-Zarr labels: counting would read them all
+            self._status.value = f"done -> {out.name} (OME-Zarr, loaded lazily)"
 
     def _on_error(self, exc):
         self._report(error_message(exc, "cancelled; no layer was changed"))
