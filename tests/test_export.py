@@ -151,3 +151,32 @@ def test_bioimageio_core_passes_the_package(default_package):
                        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "passed" in r.stdout
+
+
+def test_export_runs_bioimageio_test_when_bioimageio_core_is_importable(tmp_path, monkeypatch):
+    """The check's wiring, with a stand-in for bioimageio.core (the real one runs above, in its own venv)."""
+    import types
+
+    seen = []
+
+    class Summary:
+        def __init__(self, status):
+            self.status = status
+
+        def format(self):
+            return "weights.torchscript: output mismatch"
+
+    def fake_test_model(source):
+        seen.append(source)
+        return Summary("failed" if len(seen) > 1 else "passed")
+
+    core = types.ModuleType("bioimageio.core")
+    core.test_model = fake_test_model
+    monkeypatch.setitem(sys.modules, "bioimageio", types.ModuleType("bioimageio"))
+    monkeypatch.setitem(sys.modules, "bioimageio.core", core)
+    messages = []
+    out = napari_tower.export("default", tmp_path / "a.zip", progress=lambda p: messages.append(p.message))
+    assert seen == [str(out)] and messages[-1] == "bioimageio test passed"
+    with pytest.raises(ModelError, match="(?s)fails 'bioimageio test'.*output mismatch"):
+        napari_tower.export("default", tmp_path / "b.zip")
+    assert len(seen) == 2  # (check=False, the CLI's --no-check, is what every other test here uses)
