@@ -82,3 +82,20 @@ def test_failure_breakdown_names_each_cause():
     assert (b["matched"], b["merged"], b["split"], b["missed"], b["mis-shaped"], b["spurious"]) == (1, 2, 1, 1, 1, 1)
     # the counts agree with AP@0.5: TP / (TP + FP + FN)
     assert average_precision(pred, true) == pytest.approx(1 / (6 + 7 - 1))
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_polyp_training_tiles_upsampled_with_their_targets(polyp_root):
+    from napari_tower.train.data import load_polyp_samples
+
+    train, _ = polyp_split(dsb_index(polyp_root))
+    row = train[0]
+    _, truth = read_polyp(polyp_root, row)
+    (s,) = load_polyp_samples(polyp_root, [row], upsample=1.5)
+    assert s.image.shape == s.labels.shape == (1050, 933) and s.image.dtype == np.float32
+    assert s.targets.shape == (5, 1050, 933)
+    # nearest-neighbour enlargement keeps every nucleus and makes it 1.5x as wide
+    assert len(np.unique(s.labels)) == len(np.unique(truth))
+    assert (s.labels > 0).sum() == pytest.approx(2.25 * (truth > 0).sum(), rel=0.02)
+    assert s.group == "fluorescence-tissue"
