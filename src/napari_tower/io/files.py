@@ -93,7 +93,7 @@ def write_labels(path: str | Path, labels: np.ndarray) -> Path:
 
 def output_stem(path: Path) -> str:
     name = path.name
-    for ext in (".ome.tiff", ".ome.tif"):
+    for ext in (".ome.tiff", ".ome.tif", ".ome.zarr"):
         if name.lower().endswith(ext):
             return name[: -len(ext)]
     return path.stem
