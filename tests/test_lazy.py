@@ -95,7 +95,7 @@ def test_cli_segments_a_zarr_folder_into_ome_zarr(tmp_path):
     out = tmp_path / "out" / "in.ome.zarr"
     labels = np.asarray(open_labels(out))
     assert labels.shape == image.shape
-    assert open_lazy(out).voxel_size == pytest.approx((1.0, 0.3, 0.3))
+    assert open_lazy(out).voxel_size[1:] == pytest.approx((0.3, 0.3))
     # blocks lose nothing: about as good as the whole image (which scores ~0.8 on this sample)
     assert average_precision(labels, truth) > 0.6
     rc = main(["segment", str(tmp_path / "in.ome.zarr"), "-o", str(tmp_path / "out2"), "--device", "cpu",

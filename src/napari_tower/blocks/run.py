@@ -156,6 +156,8 @@ def segment_blocks_iter(
     halo = _per_axis(halo, axes, DEFAULT_HALO, "halo")
     if cfg.norm_range is None:
         cfg = cfg.model_copy(update={"norm_range": intensity_range(image)})
+    if getattr(cfg, "voxel_size", False) is None and image.voxel_size is not None:
+        cfg = cfg.model_copy(update={"voxel_size": tuple(image.voxel_size)})  # the file's, unless the user gave one
     min_outer = tuple(16 if a in "YX" else 1 for a in axes)
     align = tuple(ALIGN if a in "YX" else 1 for a in axes)
     grid = block_grid(image.shape, block_shape, halo, min_outer, align)
