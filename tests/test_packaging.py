@@ -90,3 +90,13 @@ def test_docs_extra_and_site_config_agree():
 
     for page in pages(site["nav"]):
         assert (REPO / "docs" / page).is_file(), page
+
+
+@pytest.mark.gui
+def test_napari_shows_the_widgets_under_layers_segment(make_napari_viewer):
+    from napari._app_model import get_app_model  # napari's own menu registry (private, but what the menu bar reads)
+
+    make_napari_viewer()
+    titles = [i.command.title for i in get_app_model().menus.get_menu("napari/layers/segment") if hasattr(i, "command")]
+    for name in ("Segment with TOWER", "Fine-tune TOWER", "Pretrain TOWER on my images"):
+        assert any(t.startswith(name) for t in titles), titles
