@@ -144,11 +144,11 @@ def test_cli_export_zip_format(tmp_path, capsys):
                     "bioimageio.core and torch (and no napari-tower) to run 'bioimageio test' on an exported package")
 def test_bioimageio_core_passes_the_package(default_package):
     py = os.environ["BIOIMAGEIO_PYTHON"]
-    assert subprocess.run([py, "-c", "import napari_tower"], capture_output=True).returncode != 0, \
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    assert subprocess.run([py, "-c", "import napari_tower"], capture_output=True, env=env).returncode != 0, \
         "BIOIMAGEIO_PYTHON must not have napari-tower: the package has to run without it"
     cli = Path(py).parent / "bioimageio"
-    r = subprocess.run([str(cli), "test", str(default_package)], capture_output=True, text=True,
-                       env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    r = subprocess.run([str(cli), "test", str(default_package)], capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "passed" in r.stdout
 
