@@ -64,6 +64,7 @@ def cmd_segment(args) -> int:
     from .api import _config, load_model, segment_iter
     from .errors import TowerError
     from .io.files import output_stem, read_image, write_labels
+    from .io.metadata import voxel_size
     from .progress import run_to_end
 
     try:
@@ -77,7 +78,8 @@ def cmd_segment(args) -> int:
         return 2
     options = dict(prob_threshold=args.prob_threshold, seed_threshold=args.seed_threshold, split_depth=args.split_depth, min_size=args.min_size, tile=args.tile, scale=args.scale,
                    method=args.method,
-                   tta=args.tta or None)
+                   tta=args.tta or None, z_assembly=args.z_assembly, views_3d=args.views_3d,
+                   voxel_size=tuple(args.voxel_size) if args.voxel_size else None, track=args.track or None)
     try:  # unusable options are one error for the whole run, not one per file
         _config(model, **options)
     except TowerError as e:
@@ -99,12 +101,17 @@ def cmd_segment(args) -> int:
 
                 out = run_to_end(segment_blocks_iter(
                     lazy, Path(args.output) / f"{output_stem(f)}.ome.zarr", model, args.device, args.axes or lazy.axes,
-                    client=client, block_size=args.block_size, halo=args.halo, resume=args.resume, **options), bar)
+                    client=client, block_size=args.block_size, halo=args.halo, resume=args.resume,
+                    **_with_voxel_size(options, lazy.voxel_size)), bar)
                 bar.close()
                 print(f"[{i}/{len(files)}] {f.name}: -> {out} ({time.monotonic() - t0:.1f}s)", file=sys.stderr, flush=True)
                 continue
             image, axes = read_image(f)
-            labels = run_to_end(segment_iter(image, model, axes=args.axes or axes, **options), bar)
+            axes = args.axes or axes or ("TYX" if args.track and image.ndim == 3 else None)
+            labels = run_to_end(segment_iter(image, model, axes=axes, **_with_voxel_size(
+                {**options, "track": None}, voxel_size(f))), bar)
+            if args.track:
+                labels = _write_tracks(labels, axes, Path(args.output) / f"{output_stem(f)}_tracks.csv")
             out = write_labels(Path(args.output) / f"{output_stem(f)}.tif", labels)
             bar.close()
             n = int(labels.max())
@@ -125,6 +132,32 @@ def cmd_segment(args) -> int:
     if failed:
         _err(f"{failed} of {len(files)} inputs failed")
     return 1 if failed else 0
+
+
+def _write_tracks(labels, axes: str | None, path: Path):
+    """Link a movie's labels through time and write one row per object and frame with its parent."""
+    from .errors import InputError
+    from .predict.tracking import track, tracks_data
+
+    if not (axes or "").upper().startswith("T"):
+        raise InputError("--track needs a time axis: pass --axes TYX or TZYX")
+    labels, graph = track(labels)
+    rows = tracks_data(labels)
+    cols = ["track_id", "t"] + (["z"] if labels.ndim == 4 else []) + ["y", "x"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fh.write(",".join(cols + ["parent"]) + "\n")
+        for r in rows:
+            parent = graph.get(int(r[0]), [0])[0]
+            fh.write(",".join([str(int(r[0])), str(int(r[1]))] + [f"{v:.2f}" for v in r[2:]] + [str(parent)]) + "\n")
+    return labels
+
+
+def _with_voxel_size(options: dict, from_file) -> dict:
+    """--voxel-size wins; else the file's own (ImageJ, OME, OME-Zarr metadata), if it has one."""
+    if options.get("voxel_size") is None and from_file is not None:
+        return {**options, "voxel_size": tuple(from_file)}
+    return options
 
 
 def _client(args):
@@ -151,8 +184,14 @@ def _blockwise(path: Path, args, client):
     if args.output_format == "zarr" or zarr_in or client is not None:
         return open_lazy(path)
     if path.suffix.lower() in (".tif", ".tiff"):
-        lazy = open_lazy(path)
-        return lazy if lazy.nbytes > LARGE_BYTES else None
+        import tifffile
+
+        try:  # the size from the header; a file tifffile cannot parse is read_image's to report
+            with tifffile.TiffFile(path) as tf:
+                nbytes = tf.series[0].size * tf.series[0].dtype.itemsize
+        except Exception:
+            return None
+        return open_lazy(path) if nbytes > LARGE_BYTES else None
     return None
 
 
@@ -303,6 +342,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tta", action="store_true", help="test-time augmentation: average over the four 90-degree "
                    "rotations (4x slower; helps dense histology)")
     s.add_argument("--tile", type=int, default=1024, help="tile side in pixels; lower it to use less memory (default: %(default)s)")
+    st = s.add_argument_group("3D stacks and time-lapses")
+    st.add_argument("--z-assembly", choices=["3d", "stitch"], default=None, help="Z stacks: 3d = segment the volume "
+                    "as a whole (maps of XY, XZ and YZ planes, 3D watershed; the default), stitch = segment each XY "
+                    "plane and link the planes by overlap (faster, weaker)")
+    st.add_argument("--views-3d", choices=["all", "xy"], default=None, help="3d assembly: predict on the XY, XZ and "
+                    "YZ planes (all, the default) or on XY planes only (xy, ~3x faster)")
+    st.add_argument("--voxel-size", type=float, nargs=3, default=None, metavar=("Z", "Y", "X"), help="voxel size in "
+                    "any one unit (default: from the file's metadata: ImageJ, OME-TIFF, OME-Zarr, bioio; else isotropic)")
+    st.add_argument("--track", action="store_true", help="time-lapses (T axis): link each frame's objects to the "
+                    "previous frame's by overlap so that an object keeps its id; also writes OUTDIR/<stem>_tracks.csv")
     big = s.add_argument_group("any size (block by block, OME-Zarr output, dask clusters)")
     big.add_argument("--output-format", choices=["tif", "zarr"], default=None, help="tif: one label TIFF per input; "
                      "zarr: OUTDIR/<name>.ome.zarr written block by block (default: zarr for .zarr inputs and inputs "
