@@ -49,10 +49,10 @@ def test_ome_zarr(tmp_path, version):
     assert voxel_size(p) == pytest.approx((2.5, 0.3, 0.2))
 
 
-def test_ome_zarr_2d_has_unit_z(tmp_path):
+def test_ome_zarr_without_z_is_isotropic(tmp_path):
     p = tmp_path / "img2d.ome.zarr"
     _write_ngff(p, "0.4", "yx", [0.7, 0.6])
-    assert voxel_size(p) == pytest.approx((1.0, 0.7, 0.6))
+    assert voxel_size(p) == pytest.approx((0.7, 0.7, 0.6))
 
 
 def test_plain_zarr_and_missing_file(tmp_path):

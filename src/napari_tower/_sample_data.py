@@ -1,4 +1,4 @@
-"""napari sample data: a real nuclei image with its ground truth (credited in data/README.md)."""
+"""napari sample data: real nuclei images (2D and a 3D stack) with ground truth (credited in data/README.md)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,4 +22,24 @@ def nuclei_sample():
     return [
         (sample_image(), {"name": "nuclei"}, "image"),
         (sample_labels(), {"name": "nuclei ground truth", "visible": False}, "labels"),
+    ]
+
+
+def sample_stack():
+    """The 60x256x256 confocal nuclei stack (ZYX, uint16)."""
+    import tifffile
+
+    return tifffile.imread(DATA / "nuclei3d_image.tif")
+
+
+def sample_stack_labels():
+    import tifffile
+
+    return tifffile.imread(DATA / "nuclei3d_labels.tif")
+
+
+def nuclei3d_sample():
+    return [
+        (sample_stack(), {"name": "nuclei 3D"}, "image"),
+        (sample_stack_labels(), {"name": "nuclei 3D ground truth", "visible": False}, "labels"),
     ]

@@ -150,8 +150,12 @@ def segment(
         ``precision`` ("auto" or "fp32"), ``scale`` (a resize factor, or "auto": a second,
         upsampled pass when the objects found are under 14 px across; the default model's
         setting), ``tta`` (average over the four 90-degree rotations, 4x slower),
-        ``stitch_threshold`` (see :class:`~napari_tower.config.PredictConfig`); the model
-        card's values otherwise.
+        ``stitch_threshold``; for Z stacks ``voxel_size=(z, y, x)`` (Z is resampled to the XY
+        pixel size; default isotropic), ``z_assembly`` ("3d": the volume as a whole, from the
+        maps of its XY, XZ and YZ planes; "stitch": XY planes linked by overlap),
+        ``views_3d`` ("all" or "xy"), ``min_volume_fraction``; for movies ``track=True``
+        (ids kept through time, see :func:`track`). See
+        :class:`~napari_tower.config.PredictConfig`; the model card's values otherwise.
 
     Returns
     -------
@@ -222,6 +226,29 @@ def segment_blocks(image, output: str | os.PathLike, model="default", device: st
         The output folder; ``napari_tower.io.omezarr.open_labels(path)`` opens it lazily.
     """
     return run_to_end(segment_blocks_iter(image, output, model, device, axes, client, **options))
+
+
+def track(labels) -> tuple[np.ndarray, dict[int, list[int]]]:
+    """Link the objects of a label movie ``(T, Y, X)`` or ``(T, Z, Y, X)`` through time.
+
+    Each frame's objects are matched to the previous frame's by optimal assignment on IoU:
+    a matched object keeps its id, a new object gets a new id, and a division gives both
+    daughters new ids.
+
+    Returns
+    -------
+    labels : numpy.ndarray
+        uint32 labels, same shape, ids persistent through time.
+    graph : dict
+        ``{daughter_id: [mother_id]}`` for every division, as napari's Tracks layer takes it
+        (``napari_tower.predict.tracking.tracks_data(labels)`` gives the Tracks layer data).
+    """
+    from .predict.tracking import track as _track
+
+    labels = np.asarray(labels)
+    if labels.ndim not in (3, 4):
+        raise InputError(f"track needs a (T, Y, X) or (T, Z, Y, X) label movie, got shape {labels.shape}")
+    return _track(labels)
 
 
 def finetune_iter(images, labels, base="default", **kwargs) -> Iterator[Progress]:

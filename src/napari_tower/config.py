@@ -31,6 +31,18 @@ class PredictConfig(PostprocessConfig):
     tta: bool = Field(False, description="average the maps over the four 90-degree rotations (4x slower; "
                       "dense histology gains most)")
     stitch_threshold: float = Field(0.25, ge=0.0, le=1.0, description="IoU linking objects between z planes")
+    z_assembly: Literal["3d", "stitch"] = Field("3d", description="Z stacks: '3d' segments the volume as a whole "
+                                                "(maps of the XY, XZ and YZ planes averaged, then a 3D watershed or "
+                                                "3D flows); 'stitch' segments each XY plane and links them by IoU")
+    views_3d: Literal["all", "xy"] = Field("all", description="'3d' assembly: predict on XY, XZ and YZ planes "
+                                           "('all', ~3x the network time) or on XY planes only ('xy')")
+    voxel_size: tuple[float, float, float] | None = Field(None, description="(Z, Y, X) voxel size in any one "
+                                                          "unit; Z is resampled to the XY pixel size before '3d' "
+                                                          "assembly (None: isotropic)")
+    min_volume_fraction: float = Field(0.25, ge=0.0, le=1.0, description="'3d' assembly: objects smaller than "
+                                       "this fraction of the stack's typical object volume are removed")
+    track: bool = Field(False, description="time-lapses: link each frame's objects to the previous frame's so "
+                        "that an object keeps its id (new objects get new ids)")
     norm_range: tuple[float, float] | None = Field(None, description="intensities mapped to 0 and 1 instead of "
                                                    "each plane's 1st and 99.8th percentiles; block-wise "
                                                    "segmentation sets it from the whole image so that every "
@@ -41,4 +53,11 @@ class PredictConfig(PostprocessConfig):
     def _scale_range(cls, v):
         if v != "auto" and not 0.25 <= v <= 4.0:
             raise ValueError("scale must be 'auto' or between 0.25 and 4")
+        return v
+
+    @field_validator("voxel_size")
+    @classmethod
+    def _voxel_positive(cls, v):
+        if v is not None and not all(s > 0 and s == s and s != float("inf") for s in v):
+            raise ValueError("voxel_size needs three positive numbers (Z, Y, X)")
         return v

@@ -44,7 +44,7 @@ def _ome_xml_size(xml: str) -> VoxelSize | None:
     z, y, x = (_positive(attrs.get(f"PhysicalSize{a}")) for a in "ZYX")
     if y is None and x is None and z is None:
         return None
-    return (z or 1.0, y or x or 1.0, x or y or 1.0)
+    return (z or y or x or 1.0, y or x or 1.0, x or y or 1.0)
 
 
 def _tiff_voxel_size(path: Path) -> VoxelSize | None:
@@ -66,7 +66,7 @@ def _tiff_voxel_size(path: Path) -> VoxelSize | None:
             z = _positive(tf.imagej_metadata.get("spacing"))
         if x is None and y is None and z is None:
             return None
-        return (z or 1.0, y or x or 1.0, x or y or 1.0)
+        return (z or y or x or 1.0, y or x or 1.0, x or y or 1.0)
 
 
 def _zarr_attrs(path: Path) -> dict:
@@ -125,7 +125,7 @@ def _zarr_voxel_size(path: Path) -> VoxelSize | None:
     z, y, x = (_positive(by_axis.get(a)) for a in "ZYX")
     if y is None and x is None:
         return None
-    return (z or 1.0, y or x or 1.0, x or y or 1.0)
+    return (z or y or x or 1.0, y or x or 1.0, x or y or 1.0)
 
 
 def _bioio_voxel_size(path: Path) -> VoxelSize | None:
@@ -135,7 +135,7 @@ def _bioio_voxel_size(path: Path) -> VoxelSize | None:
     z, y, x = (_positive(v) for v in (pps.Z, pps.Y, pps.X))
     if y is None and x is None and z is None:
         return None
-    return (z or 1.0, y or x or 1.0, x or y or 1.0)
+    return (z or y or x or 1.0, y or x or 1.0, x or y or 1.0)
 
 
 def voxel_size(path) -> VoxelSize | None:
@@ -144,7 +144,8 @@ def voxel_size(path) -> VoxelSize | None:
     Sources, in order: OME-XML ``PhysicalSizeZ/Y/X`` (OME-TIFF); ImageJ hyperstack TIFF
     (``spacing`` for Z, X/YResolution tags for Y/X); OME-Zarr ``multiscales`` scale of dataset
     0 (NGFF 0.4 and 0.5); bioio's ``physical_pixel_sizes`` for other formats. A missing axis
-    (e.g. Z of a 2D image) is 1.0. Unreadable files give ``None`` rather than an error:
+    Z (a 2D image, or a stack whose file names only the pixel size) takes the Y size: a stack
+    is assumed isotropic unless its file says otherwise. Unreadable files give ``None`` rather than an error:
     the voxel size is a hint, reading the pixels reports real problems.
     """
     path = Path(path)

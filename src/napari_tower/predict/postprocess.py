@@ -78,7 +78,7 @@ def instances_from_maps(
     return relabel_sequential(labels)
 
 
-def _split_by_depth(center: np.ndarray, mask: np.ndarray, depth: float) -> np.ndarray:
+def _split_by_depth(center: np.ndarray, mask: np.ndarray, depth: float, sigma: float = 1.0) -> np.ndarray:
     """Basins of all centerness peaks, merged where the pass between two is shallower than ``depth``.
 
     Same result as watershed from skimage's ``h_maxima`` seeds (up to ties), at the cost of
@@ -86,7 +86,7 @@ def _split_by_depth(center: np.ndarray, mask: np.ndarray, depth: float) -> np.nd
     Irregular cells have several weak centerness peaks, which a fixed seed threshold
     splits into fragments; nuclei in dense tissue have peaks below it, which it merges.
     """
-    c = np.where(mask, ndi.gaussian_filter(np.asarray(center, np.float32), 1.0), 0).astype(np.float32)
+    c = np.where(mask, ndi.gaussian_filter(np.asarray(center, np.float32), sigma), 0).astype(np.float32)
     peaks = (c == ndi.maximum_filter(c, size=3)) & mask
     seeds, n = ndi.label(peaks)
     labels = watershed(-c, seeds, mask=mask)
@@ -116,10 +116,13 @@ def _split_by_depth(center: np.ndarray, mask: np.ndarray, depth: float) -> np.nd
 
 
 def _passes(labels: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs (a < b) of touching labels and the highest pass between them, max of min(c) over touching pixels."""
+    """Pairs (a < b) of touching labels and the highest pass between them, max of min(c) over touching pixels.
+
+    Any number of dimensions: 2D planes and 3D volumes (face neighbours along each axis)."""
     pairs, values = [], []
-    for a_sl, b_sl in (((slice(None), slice(None, -1)), (slice(None), slice(1, None))),
-                       ((slice(None, -1), slice(None)), (slice(1, None), slice(None)))):
+    for ax in range(labels.ndim):
+        a_sl = tuple(slice(None, -1) if i == ax else slice(None) for i in range(labels.ndim))
+        b_sl = tuple(slice(1, None) if i == ax else slice(None) for i in range(labels.ndim))
         a, b = labels[a_sl], labels[b_sl]
         touch = (a > 0) & (b > 0) & (a != b)
         if touch.any():

@@ -1,9 +1,10 @@
-"""Segment 2D images, RGB stains, 2D+t movies and 3D stacks, plane by plane.
+"""Segment 2D images, RGB stains, 2D+t movies and 3D stacks.
 
-Stacks are predicted one plane at a time and the planes' objects are linked by overlap
-into 3D instances (only two planes of labels are held beside the output), so memory does
-not grow with the number of planes beyond the output labels. Movies get independent
-per-frame labels with ids unique across the movie.
+Z stacks are segmented as volumes by default (``volume.py``: maps of the XY, XZ and YZ
+planes, 3D watershed); ``z_assembly="stitch"`` predicts one XY plane at a time and links
+the planes' objects by overlap (only two planes of labels held beside the output). Movies
+get per-frame labels with ids unique across the movie, or linked through time
+(``track=True``, ``tracking.py``).
 """
 from __future__ import annotations
 
@@ -115,6 +116,9 @@ def segment_iter(
         return
     out = np.zeros(lead + yx, np.uint32)
     lead_axes = axes[: len(lead)]
+    if "Z" in lead_axes and cfg.z_assembly == "3d":
+        yield from _volumes_iter(model, image, lead_axes, rgb, cfg, out, should_stop)
+        return
     total = int(np.prod(lead))
     next_id = 1
     prev = None
@@ -133,4 +137,33 @@ def segment_iter(
             next_id = int(lab.max(initial=next_id - 1)) + 1
         out[idx] = lab
         yield Progress(i + 1, total, f"plane {i + 1}/{total}")
-    yield Progress(total, total, "done", result=out)
+    yield Progress(total, total, "done", result=_tracked(out, lead_axes, cfg))
+
+
+def _tracked(out: np.ndarray, lead_axes: str, cfg: PredictConfig) -> np.ndarray:
+    """Ids linked through time when asked (inputs with a T axis only)."""
+    if not (cfg.track and lead_axes.startswith("T")):
+        return out
+    from .tracking import track
+
+    return track(out)[0]
+
+
+def _volumes_iter(model, image, lead_axes: str, rgb: bool, cfg: PredictConfig, out: np.ndarray,
+                  should_stop) -> Iterator[Progress]:
+    """Z stacks (and each time point of a TZYX movie) segmented as volumes (``volume.py``)."""
+    from .volume import volume_labels_iter
+
+    frames = [()] if lead_axes == "Z" else [(t,) for t in range(out.shape[0])]
+    next_id = 1
+    for k, t in enumerate(frames):
+        prefix = f"frame {k + 1}/{len(frames)}: " if t else ""
+        for p in volume_labels_iter(model, image[t], rgb, cfg, should_stop):
+            if p.result is None:
+                yield Progress(k * p.total + p.step, len(frames) * p.total, prefix + p.message)
+                continue
+            lab = p.result.astype(np.uint32)
+            lab[lab > 0] += np.uint32(next_id - 1)
+            next_id = int(lab.max(initial=next_id - 1)) + 1
+            out[t] = lab
+    yield Progress(1, 1, "done", result=_tracked(out, lead_axes, cfg))
