@@ -193,6 +193,8 @@ def segment_blocks_iter(
     elif todo:
         from distributed import as_completed
 
+        if image.path is None:  # an in-memory array goes to the cluster once, not with every task
+            args["image"] = client.scatter(image, broadcast=False)
         futures = client.map(_run_block, todo, pure=False, retries=retries, **args)
         try:
             for fut in as_completed(futures):
