@@ -107,3 +107,23 @@ def predict_maps(
             norm[y : y + yh, x : x + xw] += wgt
     out /= np.maximum(norm, 1e-6)
     return out
+
+
+@torch.inference_mode()
+def predict_maps_batch(model: torch.nn.Module, images: np.ndarray, device: torch.device, precision: str = "auto",
+                       divisor: int = 8) -> np.ndarray:
+    """Maps (N, C, Y, X) for a batch of small normalised planes (N, Y, X), each within one tile.
+
+    The XZ and YZ planes of a stack are short (Z rows): one network call per plane would
+    spend most of its time in per-call overhead, so they go through the network together.
+    """
+    n, h, w = images.shape
+    th, tw = (int(math.ceil(s / divisor) * divisor) for s in (h, w))
+    pad = ((0, 0), (0, th - h), (0, tw - w))
+    src = np.pad(images, pad, mode="reflect" if min(h, w) > 1 else "edge") if (th > h or tw > w) else images
+    t = torch.from_numpy(np.ascontiguousarray(src, dtype=np.float32))[:, None].to(device)
+    t = t.contiguous(memory_format=torch.channels_last)
+    with autocast_for(device, precision):
+        logits = model(t).float()
+    prob = torch.cat([torch.sigmoid(logits[:, :3]), logits[:, 3:] / FLOW_SCALE], 1)
+    return prob[:, :, :h, :w].cpu().numpy()

@@ -97,18 +97,34 @@ def remove_relative(labels: np.ndarray, fraction: float) -> np.ndarray:
     return remove_small(labels, int(fraction * typical_volume(labels)))
 
 
+# planes per network call are chosen so that a batch holds about this many pixels
+BATCH_PIXELS = 512 * 512
+
+
 def _view_maps(model, vol, view, cfg, sums, counts, should_stop, report) -> Iterator[Progress]:
+    from .tiling import predict_maps_batch
+
     axis, name, comps = VIEWS[view]
     n = vol.shape[axis]
-    for i in range(n):
+    h, w = (s for a, s in enumerate(vol.shape) if a != axis)
+    fits = max(h, w) <= cfg.tile
+    batch = max(1, min(64, BATCH_PIXELS // (h * w))) if fits else 1
+    for i0 in range(0, n, batch):
         if should_stop is not None and should_stop():
             raise Cancelled("segmentation cancelled")
-        plane = np.ascontiguousarray(np.take(vol, i, axis=axis))
-        maps = model.predict_maps(plane, tile=cfg.tile, overlap=cfg.overlap, precision=cfg.precision,
-                                  should_stop=should_stop)
+        idx = range(i0, min(n, i0 + batch))
+        if fits:
+            planes = np.moveaxis(np.take(vol, list(idx), axis=axis), axis, 0)
+            maps = predict_maps_batch(model.net, planes, model.device, cfg.precision, model.net.cfg.divisor)
+        else:
+            plane = np.ascontiguousarray(np.take(vol, i0, axis=axis))
+            maps = model.predict_maps(plane, tile=cfg.tile, overlap=cfg.overlap, precision=cfg.precision,
+                                      should_stop=should_stop)[None]
         sl = [slice(None)] * 3
-        sl[axis] = i
+        sl[axis] = slice(idx.start, idx.stop)
         sl = tuple(sl)
+        # (planes, C, h, w) -> (C, ...) laid out like the volume's slab
+        maps = np.moveaxis(maps, 0, axis + 1)
         # a voxel is foreground only where every view sees it: blur along Z (light sheet,
         # confocal) widens nuclei in the XZ and YZ planes and out-of-focus light in the XY
         # planes, but rarely in all three (mean of views: light-sheet AP@0.5 0.49, min 0.65)
@@ -117,7 +133,8 @@ def _view_maps(model, vol, view, cfg, sums, counts, should_stop, report) -> Iter
         if "flow" in sums and len(maps) >= 5:
             for k, comp in enumerate(comps):
                 sums["flow"][comp][sl] += maps[3 + k]
-        yield report(f"{name} plane {i + 1}/{n}")
+        for i in idx:
+            yield report(f"{name} plane {i + 1}/{n}")
     counts["views"] += 1
     for comp in comps:
         counts["flow"][comp] += 1
