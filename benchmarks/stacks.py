@@ -35,10 +35,10 @@ WHEELS = {
     "stardist": "stardist==0.9.2",
 }
 METHODS = {  # name -> extra CLI flags
-    "stitch": ["--z-assembly", "stitch"],
-    "3d watershed (xy views)": ["--views-3d", "xy"],
-    "3d watershed (3 views, default)": [],
-    "3d flows (3 views)": ["--method", "flows"],
+    "stitch": ["--z-assembly", "stitch"],  # plane by plane, linked by IoU
+    "3d-xy": ["--views-3d", "xy"],  # 3D watershed on the XY planes' maps
+    "3d": [],  # the default: 3D watershed on the XY, XZ and YZ planes' maps
+    "3d-flows": ["--method", "flows"],  # 3D flows from the three views
 }
 THRESHOLDS = np.arange(0.5, 1.0, 0.05)
 
@@ -121,7 +121,7 @@ def few_shot(name: str, image, truth, spacing, work: Path, minutes: float) -> di
     train_s = time.perf_counter() - t0
     path = write_stack(work / "fewshot.tif", image, spacing)
     res = {"annotated_slices": picks, "train_seconds": round(train_s)}
-    for method in ("stitch", "3d watershed (3 views, default)"):
+    for method in ("stitch", "3d"):
         res[method] = segment_scores(path, truth, METHODS[method], work / f"fs-{len(res)}", str(model_dir))
     return res
 
@@ -149,7 +149,7 @@ def main(argv=None) -> int:
             rows = {}
             for method in args.methods.split(","):
                 rows[method] = r = segment_scores(path, truth, METHODS[method], work / f"out-{len(rows)}")
-                print(f"{name:32s} {method:34s} AP@0.5 {r['ap50']:.3f} mAP {r['map']:.3f} {r['found']:4d}/{r['true']:<4d}"
+                print(f"{name:32s} {method:9s} AP@0.5 {r['ap50']:.3f} mAP {r['map']:.3f} {r['found']:4d}/{r['true']:<4d}"
                       f" {r['seconds']:7.1f} s {r['peak_rss_mb']:6d} MB", flush=True)
             results["stacks"][name] = {"shape": list(image.shape), "spacing_in_file": spacing, "methods": rows}
         for name in filter(None, args.few_shot.split(",")):
@@ -158,7 +158,7 @@ def main(argv=None) -> int:
             image, truth, spacing = stacks[name]
             results["few_shot"][name] = r = few_shot(name, image, truth, spacing, work, args.few_shot_minutes)
             print(f"few-shot {name}: slices {r['annotated_slices']}, 3D AP@0.5 "
-                  f"{r['3d watershed (3 views, default)']['ap50']:.3f}, stitch {r['stitch']['ap50']:.3f}", flush=True)
+                  f"{r['3d']['ap50']:.3f}, stitch {r['stitch']['ap50']:.3f}", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))
     print(f"wrote {args.out}", file=sys.stderr)

@@ -63,6 +63,7 @@ def test_widget_handles_stacks_and_rgb(make_napari_viewer, qtbot, small_image):
     viewer.add_image(np.stack([img] * 3), name="movie")
     widget = SegmentWidget(viewer)
     widget._axes.value = "TYX"
+    widget._track.value = False  # per-frame objects, ids unique across the movie (linking: test_widget_3d.py)
     _run(widget, qtbot)
     lab = viewer.layers["movie TOWER labels"].data
     assert lab.shape == (3, *img.shape)

@@ -42,3 +42,18 @@ def write_labels_layer(viewer, image_layer, labels: np.ndarray, suffix: str = "T
     paint_events = getattr(layer.events, "paint", None) or layer.events.data
     paint_events.connect(_mark_edited(layer))
     return layer
+
+
+def write_tracks_layer(viewer, image_layer, labels: np.ndarray, graph: dict):
+    """A Tracks layer (centroids, division graph) beside linked labels; replaced on each run."""
+    from ..predict.tracking import tracks_data
+
+    name = f"{image_layer.name} TOWER tracks"
+    if name in viewer.layers:
+        viewer.layers.remove(name)
+    data = tracks_data(labels)
+    if not len(data):
+        return None
+    ndim = labels.ndim
+    return viewer.add_tracks(data, graph=graph, name=name, scale=tuple(image_layer.scale)[-ndim:],
+                             translate=tuple(image_layer.translate)[-ndim:])

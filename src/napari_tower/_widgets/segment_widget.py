@@ -7,19 +7,36 @@ from pathlib import Path
 
 import numpy as np
 
-from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, Label, ProgressBar, PushButton, SpinBox
+from magicgui.widgets import (
+    CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, Label, LineEdit, ProgressBar, PushButton, SpinBox,
+)
 
 from ..api import TowerModel, list_models, load_model, segment_iter
 from ..config import PostprocessConfig
 from ..progress import Progress
 from ._common import Reporting, error_message
-from ._layers import write_labels_layer
+from ._layers import write_labels_layer, write_tracks_layer
 
 SCALE_CHOICES = ["auto", "0.5", "0.75", "1", "1.5", "2", "3"]
 
 
 def _scale_value(choice: str):
     return choice if choice == "auto" else float(choice)
+
+
+# (z_assembly, views_3d) for Z stacks
+Z_CHOICES = [("3D: XY, XZ and YZ views", ("3d", "all")), ("3D: XY views only (faster)", ("3d", "xy")),
+             ("plane by plane, linked by overlap", ("stitch", "all"))]
+
+
+def parse_voxel_size(text: str):
+    """'Z, Y, X' (commas or spaces) -> a tuple of three floats, '' -> None; ValueError otherwise."""
+    parts = [p for p in str(text).replace(",", " ").split() if p]
+    if not parts:
+        return None
+    if len(parts) != 3:
+        raise ValueError(f"voxel size needs three numbers (Z, Y, X), got {text!r}")
+    return tuple(float(p) for p in parts)
 
 
 AXES_CHOICES = [("auto (3D = Z stack)", None), ("Z stack (ZYX)", "ZYX"), ("time-lapse (TYX)", "TYX"), ("TZYX", "TZYX")]
@@ -66,19 +83,28 @@ class SegmentWidget(Reporting, Container):
         self._tta = CheckBox(text="rotation averaging (4x slower)", value=False,
                              tooltip="average the predictions over the four 90-degree rotations")
         self._axes = ComboBox(label="3D/4D axes", choices=AXES_CHOICES, value=None)
+        self._z_assembly = ComboBox(label="Z stacks", choices=Z_CHOICES, value=("3d", "all"),
+                                    tooltip="3D: the stack segmented as a volume (nuclei whole in Z); plane by "
+                                    "plane: each XY plane on its own, linked by overlap (faster, weaker)")
+        self._voxel = LineEdit(label="voxel size Z, Y, X", value="",
+                               tooltip="filled from the layer's scale; Z is resampled to the XY pixel size")
+        self._track = CheckBox(text="link objects through time (T axis)", value=True,
+                               tooltip="an object keeps its id through the movie; adds a Tracks layer")
         self._run = PushButton(text="Segment with TOWER")
         self._cancel = PushButton(text="Cancel", enabled=False)
         self._progress = ProgressBar(label="progress", min=0, max=1, value=0, visible=True)
         self._status = Label(value="")
         super().__init__(widgets=[
             self._image, self._model, self._model_dir, self._model_file, self._device, self._prob, self._split, self._method, self._min_size,
-            self._scale, self._tta, self._axes, self._run, self._cancel, self._progress, self._status,
+            self._scale, self._tta, self._axes, self._z_assembly, self._voxel, self._track, self._run, self._cancel, self._progress, self._status,
         ])
         self._model.changed.connect(self._load_defaults)
         self._model_dir.changed.connect(self._load_defaults)
         self._model_file.changed.connect(self._load_defaults)
         self._load_defaults()
         self._run.changed.connect(self.start)
+        self._image.changed.connect(self._fill_voxel_size)
+        self._fill_voxel_size()
         self._cancel.changed.connect(self.cancel)
         self._stop = threading.Event()
         self._worker = None
@@ -126,6 +152,13 @@ class SegmentWidget(Reporting, Container):
             self._scale.choices = ["auto", *sorted([*SCALE_CHOICES[1:], choice], key=float)]
         self._scale.value = choice
 
+    def _fill_voxel_size(self, event=None):
+        layer = self._image.value
+        if layer is not None and layer.ndim - (1 if layer.rgb else 0) >= 3:
+            self._voxel.value = ", ".join(f"{s:g}" for s in tuple(layer.scale)[-3:])
+        else:
+            self._voxel.value = ""
+
     # running ------------------------------------------------------------------------
     def _model_source(self):
         file = self._model_file.value
@@ -159,8 +192,15 @@ class SegmentWidget(Reporting, Container):
             return None
         data = layer.data[0] if layer.multiscale else layer.data
         axes = layer_axes(layer, self._axes.value)
+        try:
+            voxel_size = parse_voxel_size(self._voxel.value) if axes and "Z" in axes else None
+        except ValueError as e:
+            self._report(str(e))
+            return None
+        z_assembly, views_3d = self._z_assembly.value
         options = dict(prob_threshold=self._prob.value, split_depth=self._split.value, min_size=self._min_size.value, scale=_scale_value(self._scale.value), tta=self._tta.value,
-                       method=self._method.value)
+                       method=self._method.value, z_assembly=z_assembly, views_3d=views_3d, voxel_size=voxel_size)
+        track = bool(self._track.value and axes and axes.startswith("T"))
         self._stop.clear()
         self.last_error = None
 
@@ -187,6 +227,11 @@ class SegmentWidget(Reporting, Container):
                 if p.result is not None:
                     labels = p.result
                 yield p
+            if track and labels is not None:
+                from ..api import track as link
+
+                yield "linking objects through time"
+                return link(labels)
             return labels
 
         worker = create_worker(
@@ -221,7 +266,12 @@ class SegmentWidget(Reporting, Container):
     def _on_done(self, layer, labels):
         if labels is None:
             return
+        graph = None
+        if isinstance(labels, tuple):  # linked through time
+            labels, graph = labels
         out = write_labels_layer(self.viewer, layer, labels)
+        if graph is not None:
+            write_tracks_layer(self.viewer, layer, labels, graph)
         if isinstance(labels, np.ndarray):
             self._status.value = f"{int(labels.max())} objects -> {out.name}"
         else:  # lazy OME-Zarr labels: counting would read them all
