@@ -69,3 +69,19 @@ def test_tracks_layer_data_and_segment_with_track(small_image, model):
 def test_track_rejects_a_single_image():
     with pytest.raises(napari_tower.InputError, match="label movie"):
         napari_tower.track(np.zeros((10, 10), np.uint16))
+
+
+def test_cli_track_writes_linked_labels_and_a_tracks_table(small_image, tmp_path):
+    import tifffile
+
+    from napari_tower.cli import main
+
+    img = small_image[0]
+    path = tmp_path / "movie.tif"
+    tifffile.imwrite(path, np.stack([np.roll(img, 2 * t, axis=1) for t in range(3)]))
+    assert main(["segment", str(path), "-o", str(tmp_path / "out"), "--device", "cpu", "--track"]) == 0
+    lab = tifffile.imread(tmp_path / "out" / "movie.tif")
+    assert lab.shape == (3, *img.shape)  # --track reads an unlabelled 3D file as a movie
+    assert len(set(np.unique(lab[0])[1:]) & set(np.unique(lab[2])[1:])) > 0
+    rows = (tmp_path / "out" / "movie_tracks.csv").read_text().splitlines()
+    assert rows[0] == "track_id,t,y,x,parent" and len(rows) - 1 == sum(len(np.unique(f)) - 1 for f in lab)
