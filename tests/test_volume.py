@@ -117,3 +117,14 @@ def test_few_shot_on_two_slices_then_the_whole_stack_in_3d(stack, tmp_path):
     assert labels.shape == img[sub].shape
     # measured 0.90 on the whole stack with 3 epochs
     assert average_precision(labels, truth[sub]) >= 0.7
+
+
+def test_movie_of_stacks_gets_3d_objects_per_time_point(stack, model):
+    crop = stack[0][20:44, :128, :128]
+    movie = np.stack([crop, crop])
+    labels = napari_tower.segment(movie, model=model, axes="TZYX", views_3d="xy")
+    assert labels.shape == movie.shape
+    a, b = set(np.unique(labels[0])[1:]), set(np.unique(labels[1])[1:])
+    assert a and len(a) == len(b) and not a & b  # same objects, ids unique across the movie
+    linked = napari_tower.segment(movie, model=model, axes="TZYX", views_3d="xy", track=True)
+    assert set(np.unique(linked[0])[1:]) == set(np.unique(linked[1])[1:])
