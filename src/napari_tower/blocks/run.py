@@ -33,6 +33,10 @@ from .grid import Block, block_grid, chunk_shape
 from .stitch import crop_relabel, face_pairs, faces_of, merge_mapping
 
 DEFAULT_BLOCK = {"T": 1, "Z": 64, "Y": 512, "X": 512}
+# Z stacks hold several float maps per voxel for the 3D assembly, and the network's XY-plane
+# activations grow with the outer block: one process segmenting 16x1168x1168 peaked at
+# 1049 MiB with 512-pixel blocks, 626 MiB with 320-pixel ones (docs/benchmarks.md)
+DEFAULT_BLOCK_3D = {"T": 1, "Z": 64, "Y": 320, "X": 320}
 # the network's maps 64 px inside a cut differ by up to 0.14 from the whole image's, 96 px
 # inside by under 0.01 (receptive field): 96 px of context makes blocks match the whole image
 DEFAULT_HALO = {"T": 0, "Z": 8, "Y": 96, "X": 96}
@@ -151,7 +155,7 @@ def segment_blocks_iter(
     axes = check_axes(image.shape, (axes or image.axes or guess_axes(image.shape)).upper())
     if axes.endswith("C"):
         raise InputError("block-wise segmentation takes single-channel images (axes YX, ZYX, TYX, TZYX)")
-    block_shape = _per_axis(block_shape, axes, DEFAULT_BLOCK, "block size")
+    block_shape = _per_axis(block_shape, axes, DEFAULT_BLOCK_3D if "Z" in axes else DEFAULT_BLOCK, "block size")
     block_shape = tuple(min(b, n) for b, n in zip(block_shape, image.shape))
     halo = _per_axis(halo, axes, DEFAULT_HALO, "halo")
     if cfg.norm_range is None:

@@ -154,17 +154,18 @@ def as_lazy(image, axes: str | None = None) -> LazyImage:
 
 
 def intensity_range(image: LazyImage, low: float = 1.0, high: float = 99.8, planes: int = 16,
-                    max_pixels: int = 2_000_000) -> tuple[float, float]:
+                    max_pixels: int = 4_000_000) -> tuple[float, float]:
     """``low``/``high`` percentiles of the whole image, estimated from up to ``planes`` evenly
-    spaced planes, each strided to about ``max_pixels``. Exact zeros are left out when they
-    fill over 1% of an integer image: that is padding (stitched tiles, grids), not signal."""
+    spaced planes, strided to about ``max_pixels`` in all (memory stays flat with image size).
+    Exact zeros are left out when they fill over 1% of an integer image: that is padding
+    (stitched tiles, grids), not signal."""
     shape, axes = image.shape, image.axes or ""
     n_lead = len(shape) - 2 - (1 if axes.endswith("C") else 0)
     lead = shape[:n_lead]
     yx = shape[n_lead:n_lead + 2]
-    step = max(1, int(np.ceil(np.sqrt(np.prod(yx) / max_pixels))))
     flat_lead = int(np.prod(lead)) if lead else 1
     picks = np.unique(np.linspace(0, flat_lead - 1, min(planes, flat_lead)).round().astype(int))
+    step = max(1, int(np.ceil(np.sqrt(np.prod(yx) * len(picks) / max_pixels))))
     samples = []
     for k in picks:
         idx = np.unravel_index(k, lead) if lead else ()
