@@ -9,7 +9,7 @@ pytest.importorskip("zarr")
 from _fake_models import BlobModel, balls  # noqa: E402
 
 from napari_tower.blocks.grid import block_grid, chunk_shape  # noqa: E402
-from napari_tower.blocks.run import segment_blocks_iter  # noqa: E402
+from napari_tower.blocks.run import ALIGN, segment_blocks_iter  # noqa: E402
 from napari_tower.blocks.stitch import face_pairs, merge_mapping  # noqa: E402
 from napari_tower.config import PredictConfig  # noqa: E402
 from napari_tower.errors import Cancelled, InputError  # noqa: E402
@@ -91,7 +91,7 @@ def test_empty_blocks_are_skipped_without_the_model(tmp_path):
     labels, model = _run(tmp_path, img, (64, 64), "d.ome.zarr", halo=8, skip_below=0.05)
     assert labels.max() == 1 and average_precision(labels, truth, 0.9) == 1.0
     # the network runs only on blocks whose outer region holds the disc
-    grid = block_grid(img.shape, (64, 64), (8, 8), (16, 16), (64, 64))
+    grid = block_grid(img.shape, (64, 64), (8, 8), (16, 16), (ALIGN, ALIGN))
     lit = sum(int(img[b.outer].max() > 100) for b in grid)
     assert model.calls == lit < len(grid) // 2
 

@@ -34,15 +34,16 @@ from .stitch import crop_relabel, face_pairs, faces_of, merge_mapping
 
 DEFAULT_BLOCK = {"T": 1, "Z": 64, "Y": 512, "X": 512}
 # Z stacks hold several float maps per voxel for the 3D assembly, and the network's XY-plane
-# activations grow with the outer block: one process segmenting 16x1168x1168 peaked at
-# 1049 MiB with 512-pixel blocks, 626 MiB with 320-pixel ones (docs/benchmarks.md)
-DEFAULT_BLOCK_3D = {"T": 1, "Z": 64, "Y": 320, "X": 320}
+# activations grow with the outer block: one process on 16-plane stacks peaked at 1049 MiB
+# with 512-pixel blocks, 827 MiB with 320-pixel ones (docs/benchmarks.md); 256 keeps a
+# 56-plane block (outer 56x479x479) near 0.9 GiB
+DEFAULT_BLOCK_3D = {"T": 1, "Z": 64, "Y": 256, "X": 256}
 # the network's maps 64 px inside a cut differ by up to 0.14 from the whole image's, 96 px
 # inside by under 0.01 (receptive field): 96 px of context makes blocks match the whole image
 DEFAULT_HALO = {"T": 0, "Z": 8, "Y": 96, "X": 96}
 # outer blocks start on multiples of this in Y and X: the network's strides (its input
-# divisor, 16 or 32) then fall on the same pixels as for the whole image
-ALIGN = 64
+# divisor, 32 for the bundled models) then fall on the same pixels as for the whole image
+ALIGN = 32
 CHUNK_TARGET = {"T": 1, "Z": 16, "Y": 256, "X": 256}
 SCRATCH = ("_local", "_blocks", "run.json")
 
