@@ -40,11 +40,15 @@ def test_stack_is_linked_in_3d_and_movie_frames_are_separate(model, small_image)
     n = int(plane.max())
     assert n >= 3
     stack = np.stack([img, img, img])
-    zlab = napari_tower.segment(stack, model=model, axes="ZYX")
+    zlab = napari_tower.segment(stack, model=model, axes="ZYX", z_assembly="stitch")
     assert zlab.shape == stack.shape
-    # the same nucleus in consecutive planes is one 3D object
+    # plane by plane: the same nucleus in consecutive planes is linked into one 3D object
     assert len(np.unique(zlab)) - 1 == n
     assert all((zlab[z] > 0).sum() == (plane > 0).sum() for z in range(3))
+    # the 3D default (the volume as a whole) also gives objects that run through all planes
+    vol = napari_tower.segment(stack, model=model, axes="ZYX")
+    assert vol.shape == stack.shape and abs(int(len(np.unique(vol)) - 1) - n) <= max(2, n // 4)
+    assert all(set(np.unique(vol[z])) == set(np.unique(vol[0])) for z in range(3))
     tlab = napari_tower.segment(stack, model=model, axes="TYX")
     assert tlab.shape == stack.shape
     assert len(np.unique(tlab)) - 1 == 3 * n
