@@ -43,3 +43,16 @@ def small_image(sample):
     """A 160x192 crop of the sample with several nuclei: fast enough for many tests."""
     img, lab = sample
     return np.ascontiguousarray(img[100:260, 100:292]), np.ascontiguousarray(lab[100:260, 100:292])
+
+
+@pytest.fixture
+def run_widget(qtbot):
+    """Start a widget's background run and wait until its worker has finished."""
+    def run(widget, timeout=300_000):
+        worker = widget.start()
+        assert worker is not None
+        with qtbot.waitSignal(worker.finished, timeout=timeout):
+            pass
+        return worker
+
+    return run

@@ -157,6 +157,8 @@ def test_export_runs_bioimageio_test_when_bioimageio_core_is_importable(tmp_path
     """The check's wiring, with a stand-in for bioimageio.core (the real one runs above, in its own venv)."""
     import types
 
+    import napari_tower.sharing.bioimageio  # noqa: F401 (imported for real before bioimageio is faked)
+
     seen = []
 
     class Summary:

@@ -10,15 +10,7 @@ from napari_tower.metrics import average_precision
 pytestmark = pytest.mark.gui
 
 
-def _run(widget, qtbot, timeout=300_000):
-    worker = widget.start()
-    assert worker is not None
-    with qtbot.waitSignal(worker.finished, timeout=timeout):
-        pass
-    return worker
-
-
-def test_anisotropic_stack_layer_is_segmented_in_3d(make_napari_viewer, qtbot):
+def test_anisotropic_stack_layer_is_segmented_in_3d(make_napari_viewer, run_widget):
     from napari_tower._sample_data import sample_stack, sample_stack_labels
 
     viewer = make_napari_viewer()
@@ -28,7 +20,7 @@ def test_anisotropic_stack_layer_is_segmented_in_3d(make_napari_viewer, qtbot):
     assert parse_voxel_size(widget._voxel.value) == (0.5, 0.25, 0.25)  # pre-filled from the layer
     assert widget._z_assembly.value == ("3d", "all")
     widget._z_assembly.value = ("3d", "xy")  # faster; the 3-view default is tested in test_volume.py
-    _run(widget, qtbot)
+    run_widget(widget)
     assert widget.last_error is None
     out = viewer.layers["stack TOWER labels"]
     assert tuple(out.scale) == (0.5, 0.25, 0.25)
@@ -36,7 +28,7 @@ def test_anisotropic_stack_layer_is_segmented_in_3d(make_napari_viewer, qtbot):
     assert "XY plane" in widget._status.value or "objects" in widget._status.value
 
 
-def test_movie_is_linked_through_time_with_a_tracks_layer(make_napari_viewer, qtbot, small_image):
+def test_movie_is_linked_through_time_with_a_tracks_layer(make_napari_viewer, run_widget, small_image):
     viewer = make_napari_viewer()
     img, _ = small_image
     movie = np.stack([np.roll(img, 2 * t, axis=1) for t in range(3)])
@@ -44,7 +36,7 @@ def test_movie_is_linked_through_time_with_a_tracks_layer(make_napari_viewer, qt
     widget = SegmentWidget(viewer)
     widget._axes.value = "TYX"
     assert widget._track.value  # on by default for time-lapses
-    _run(widget, qtbot)
+    run_widget(widget)
     lab = viewer.layers["movie TOWER labels"].data
     ids0, ids2 = set(np.unique(lab[0])[1:]), set(np.unique(lab[2])[1:])
     assert len(ids0 & ids2) >= 0.7 * len(ids0)  # the same nuclei keep their ids
