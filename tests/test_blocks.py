@@ -140,3 +140,13 @@ def test_ome_zarr_output_metadata(tmp_path):
     node = next(iter(Reader(parse_url(str(out)))()))
     assert np.array_equal(np.asarray(node.data[0]), np.asarray(open_labels(out)))
     assert ome_zarr is not None
+
+
+def test_single_block_axes_keep_whole_chunks(tmp_path):
+    import zarr
+
+    truth = balls((6, 37, 41), [(3, 18, 20)], 4)  # prime sides, smaller than the block
+    out = run_to_end(segment_blocks_iter(BlobModel(), LazyImage(_image(truth), "ZYX"), tmp_path / "p.ome.zarr", CFG,
+                                         skip_below=0))
+    assert zarr.open_array(str(out / "0"), mode="r").chunks == (6, 37, 41)
+    assert np.asarray(open_labels(out)).max() == 1

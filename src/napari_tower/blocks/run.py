@@ -29,7 +29,7 @@ from ..io.omezarr import create_labels, finish, part_path
 from ..predict.axes import check_axes, guess_axes
 from ..predict.segment import segment_iter
 from ..progress import Progress, run_to_end
-from .grid import Block, block_grid, chunk_shape
+from .grid import Block, block_grid, chunk_shape, grid_shape
 from .stitch import crop_relabel, face_pairs, faces_of, merge_mapping
 
 DEFAULT_BLOCK = {"T": 1, "Z": 64, "Y": 512, "X": 512}
@@ -176,7 +176,11 @@ def segment_blocks_iter(
             raise InputError(f"cannot resume {part}: it was started with other settings (remove it or drop --resume)")
         if not resume:
             shutil.rmtree(part)
-    chunks = chunk_shape(block_shape, [CHUNK_TARGET[a] for a in axes])
+    # along an axis with a single block any chunk is written by one block only: do not let
+    # an awkward side (e.g. a prime number of pixels) shrink the chunks to slivers
+    targets = [CHUNK_TARGET[a] for a in axes]
+    chunks = tuple(min(t, n) if g == 1 else c for c, t, n, g in
+                   zip(chunk_shape(block_shape, targets), targets, image.shape, grid_shape(image.shape, block_shape)))
     create_labels(part, image.shape, chunks, axes, image.voxel_size, name=final.name, extra_arrays=("_local",))
     (part / "_blocks").mkdir(exist_ok=True)
     (part / "run.json").write_text(json.dumps(run))
