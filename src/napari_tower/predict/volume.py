@@ -25,12 +25,10 @@ from ..errors import Cancelled, InputError
 from ..io.normalize import to_single_channel
 from ..progress import Progress
 from .postprocess import _split_by_depth, relabel_sequential, remove_small, smallest_dtype
+from .segment import auto_scale_for  # the 2D rule for which objects are small enough to upsample
 
 # (plane axis of the (Z, Y, X) volume, name, which 3D flow components the plane's (row, col) flows are)
 VIEWS = {"xy": (0, "XY", (1, 2)), "xz": (1, "XZ", (0, 2)), "yz": (2, "YZ", (0, 1))}
-AUTO_SMALL_DIAMETER = 14.0  # as for 2D planes (segment.AUTO_SMALL_DIAMETER)
-AUTO_TARGET_DIAMETER = 20.0
-AUTO_MAX_SCALE = 2.0
 # centerness smoothing before finding its 3D peaks (isotropic voxels)
 CENTER_SIGMA = 1.5
 
@@ -171,9 +169,9 @@ def volume_labels_iter(model, image, rgb: bool, cfg: PredictConfig,
         if cfg.scale == "auto" and attempt == 0:
             # like the 2D auto scale: XY planes measure the objects, and only stacks of small
             # objects pay for a second, upsampled pass
-            d = _xy_diameter(sums["fg"], sums["center"], cfg)
-            if 0 < d < AUTO_SMALL_DIAMETER:
-                scale = float(min(AUTO_MAX_SCALE, AUTO_TARGET_DIAMETER / d))
+            auto = auto_scale_for(_xy_diameter(sums["fg"], sums["center"], cfg))
+            if auto != 1.0:
+                scale = auto
                 continue
         for v in views[1:]:
             yield from _view_maps(model, vol, v, cfg, sums, counts, should_stop, report)
