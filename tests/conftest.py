@@ -56,3 +56,23 @@ def run_widget(qtbot):
         return worker
 
     return run
+
+
+def _write_ngff(path, data, axes: str, scale, version: str = "0.4"):
+    """A one-level OME-Zarr image (NGFF 0.4 = zarr v2, 0.5 = zarr v3) holding ``data``."""
+    zarr = pytest.importorskip("zarr")
+    g = zarr.open_group(str(path), mode="w", zarr_format=3 if version == "0.5" else 2)
+    g.create_array("0", shape=data.shape, dtype=data.dtype, chunks=tuple(min(n, 16) for n in data.shape))[...] = data
+    ms = {"axes": [{"name": a, "type": {"t": "time", "c": "channel"}.get(a, "space")} for a in axes],
+          "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": list(scale)}]}]}
+    if version == "0.5":
+        g.attrs["ome"] = {"version": "0.5", "multiscales": [ms]}
+    else:
+        g.attrs["multiscales"] = [dict(ms, version="0.4")]
+    return path
+
+
+@pytest.fixture
+def write_ngff():
+    """``write_ngff(path, data, axes, scale, version)`` writes a small OME-Zarr image."""
+    return _write_ngff

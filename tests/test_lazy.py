@@ -13,21 +13,10 @@ from napari_tower.io.lazy import LazyImage, intensity_range, open_lazy  # noqa: 
 from napari_tower.io.omezarr import open_labels, write_labels_zarr  # noqa: E402
 
 
-def _ngff(path, data, axes, scale, version):
-    g = zarr.open_group(str(path), mode="w", zarr_format=3 if version == "0.5" else 2)
-    g.create_array("0", shape=data.shape, dtype=data.dtype, chunks=tuple(min(n, 16) for n in data.shape))[...] = data
-    ms = {"axes": [{"name": a} for a in axes],
-          "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": scale}]}]}
-    if version == "0.5":
-        g.attrs["ome"] = {"version": "0.5", "multiscales": [ms]}
-    else:
-        g.attrs["multiscales"] = [dict(ms, version="0.4")]
-
-
 @pytest.mark.parametrize("version", ["0.4", "0.5"])
-def test_ome_zarr_is_dask_with_axes_and_voxel_size(tmp_path, version):
+def test_ome_zarr_is_dask_with_axes_and_voxel_size(tmp_path, version, write_ngff):
     data = np.random.default_rng(0).integers(0, 1000, (1, 1, 6, 40, 30), dtype=np.uint16)
-    _ngff(tmp_path / "a.ome.zarr", data, "tczyx", [1, 1, 2.0, 0.5, 0.25], version)
+    write_ngff(tmp_path / "a.ome.zarr", data, "tczyx", [1, 1, 2.0, 0.5, 0.25], version)
     img = open_lazy(tmp_path / "a.ome.zarr")
     assert isinstance(img.data, da.Array)  # nothing read yet
     assert img.axes == "ZYX" and img.shape == (6, 40, 30)
@@ -77,7 +66,7 @@ def test_write_and_open_labels_zarr(tmp_path):
     assert open_lazy(out).voxel_size == pytest.approx((1.5, 0.2, 0.2))
 
 
-def test_cli_segments_a_zarr_folder_into_ome_zarr(tmp_path):
+def test_cli_segments_a_zarr_folder_into_ome_zarr(tmp_path, write_ngff):
     from napari_tower.cli import main
     from napari_tower.metrics import average_precision
 
@@ -88,7 +77,7 @@ def test_cli_segments_a_zarr_folder_into_ome_zarr(tmp_path):
     truth = tifffile.imread(data_dir / "nuclei_labels.tif")
     if image.ndim != 2:
         pytest.skip("the bundled sample is not 2D")
-    _ngff(tmp_path / "in.ome.zarr", image, "yx", [0.3, 0.3], "0.4")
+    write_ngff(tmp_path / "in.ome.zarr", image, "yx", [0.3, 0.3], "0.4")
     rc = main(["segment", str(tmp_path / "in.ome.zarr"), "-o", str(tmp_path / "out"), "--device", "cpu",
                "--block-size", "256", "--halo", "96"])
     assert rc == 0
@@ -101,3 +90,19 @@ def test_cli_segments_a_zarr_folder_into_ome_zarr(tmp_path):
     rc = main(["segment", str(tmp_path / "in.ome.zarr"), "-o", str(tmp_path / "out2"), "--device", "cpu",
                "--output-format", "zarr", "--block-size", "0"])
     assert rc == 1  # a bad block size is an error for that input, not a crash
+
+
+def test_bioio_path_is_lazy_with_axes(tmp_path):
+    """Formats without a reader of our own (CZI, ND2, LIF with their bioio plugins) go
+    through bioio's dask_data; exercised here with an OME-TIFF and bioio-ome-tiff."""
+    pytest.importorskip("bioio_ome_tiff")
+    from napari_tower.io.lazy import _open_bioio, _squeeze
+
+    data = np.random.default_rng(1).integers(0, 4000, (5, 24, 20), dtype=np.uint16)
+    path = tmp_path / "s.ome.tif"
+    tifffile.imwrite(path, data, ome=True, metadata={"axes": "ZYX", "PhysicalSizeZ": 2.0, "PhysicalSizeY": 0.5,
+                                                     "PhysicalSizeX": 0.5})
+    arr, axes = _open_bioio(path)
+    assert isinstance(arr, da.Array) and axes == "TCZYX"
+    arr, axes = _squeeze(arr, axes)
+    assert axes == "ZYX" and np.array_equal(arr[1:3].compute(), data[1:3])

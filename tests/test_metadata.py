@@ -29,29 +29,16 @@ def test_tiff_without_metadata_gives_none(tmp_path):
     assert voxel_size(p) is None
 
 
-def _write_ngff(path, version, axes, scale):
-    zarr = pytest.importorskip("zarr")
-    fmt = 3 if version == "0.5" else 2
-    g = zarr.open_group(str(path), mode="w", zarr_format=fmt)
-    g.create_array("0", shape=(2,) * len(axes), dtype="uint8")
-    ms = {"axes": [{"name": a, "type": "space" if a in "zyx" else "channel"} for a in axes],
-          "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": scale}]}]}
-    if version == "0.5":
-        g.attrs["ome"] = {"version": "0.5", "multiscales": [ms]}
-    else:
-        g.attrs["multiscales"] = [dict(ms, version="0.4")]
-
-
 @pytest.mark.parametrize("version", ["0.4", "0.5"])
-def test_ome_zarr(tmp_path, version):
+def test_ome_zarr(tmp_path, version, write_ngff):
     p = tmp_path / "img.ome.zarr"
-    _write_ngff(p, version, "czyx", [1.0, 2.5, 0.3, 0.2])
+    write_ngff(p, np.zeros((2, 2, 2, 2), np.uint8), "czyx", [1.0, 2.5, 0.3, 0.2], version)
     assert voxel_size(p) == pytest.approx((2.5, 0.3, 0.2))
 
 
-def test_ome_zarr_without_z_is_isotropic(tmp_path):
+def test_ome_zarr_without_z_is_isotropic(tmp_path, write_ngff):
     p = tmp_path / "img2d.ome.zarr"
-    _write_ngff(p, "0.4", "yx", [0.7, 0.6])
+    write_ngff(p, np.zeros((2, 2), np.uint8), "yx", [0.7, 0.6])
     assert voxel_size(p) == pytest.approx((0.7, 0.7, 0.6))
 
 

@@ -185,20 +185,32 @@ def segment_blocks_iter(
     resume: bool = False,
     should_stop: Callable[[], bool] | None = None,
     skip_below: float = 0.05,
+    labels_group: str | None = None,
     **options,
 ) -> Iterator[Progress]:
     """Like :func:`segment_blocks`, as a generator of Progress (one report per block)."""
     import functools
 
     from .blocks.run import segment_blocks_iter as _blocks_iter
-    from .io.lazy import as_lazy
+    from .io.lazy import LazyImage, as_lazy
+    from .io.omezarr import labels_target, register_labels
 
+    version = "0.4"
+    if labels_group is not None:
+        source = image.path if isinstance(image, LazyImage) else image
+        if not isinstance(source, (str, os.PathLike)):
+            raise InputError("labels_group= writes into an OME-Zarr input: pass the image as its path")
+        output, version = labels_target(source, labels_group)
     m = load_model(model, device)
     cfg = _config(m, **options)
     # on a cluster each worker loads the model once, on its own device ("auto": its GPU if it has one)
     ref = m if client is None else functools.partial(load_model, str(m.path), device)
-    yield from _blocks_iter(ref, as_lazy(image, axes), output, cfg, axes=axes, block_shape=block_size, halo=halo,
-                            client=client, resume=resume, should_stop=should_stop, skip_below=skip_below)
+    for p in _blocks_iter(ref, as_lazy(image, axes), output, cfg, axes=axes, block_shape=block_size, halo=halo,
+                          client=client, resume=resume, should_stop=should_stop, skip_below=skip_below,
+                          ngff_version=version):
+        if p.result is not None and labels_group is not None:
+            register_labels(source, labels_group, version)
+        yield p
 
 
 def segment_blocks(image, output: str | os.PathLike, model="default", device: str = "auto", axes: str | None = None,
@@ -211,13 +223,15 @@ def segment_blocks(image, output: str | os.PathLike, model="default", device: st
         A file or ``.zarr`` folder (opened lazily, see :func:`napari_tower.io.lazy.open_lazy`)
         or an array; single channel, axes YX, ZYX, TYX or TZYX.
     output : path
-        The ``.ome.zarr`` folder to write (written as ``output.part``, renamed when done).
+        The ``.ome.zarr`` folder to write (written as ``output.part``, renamed when done);
+        ignored with ``labels_group``.
     client : distributed.Client, optional
         Run the blocks as tasks on this dask cluster; each worker loads the model once.
         Without one, blocks run one after another in this process.
     **options
         ``block_size`` and ``halo`` (per spatial axis, e.g. ``(64, 512, 512)``), ``resume``
-        (keep blocks an interrupted run already wrote), ``skip_below``, and everything
+        (keep blocks an interrupted run already wrote), ``skip_below``, ``labels_group``
+        (a name: write into the OME-Zarr input's own ``labels/<name>`` instead), and everything
         :func:`segment` takes.
 
     Returns

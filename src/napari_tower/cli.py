@@ -102,6 +102,7 @@ def cmd_segment(args) -> int:
                 out = run_to_end(segment_blocks_iter(
                     lazy, Path(args.output) / f"{output_stem(f)}.ome.zarr", model, args.device, args.axes or lazy.axes,
                     client=client, block_size=args.block_size, halo=args.halo, resume=args.resume,
+                    labels_group=args.labels_group,
                     **_with_voxel_size(options, lazy.voxel_size)), bar)
                 bar.close()
                 print(f"[{i}/{len(files)}] {f.name}: -> {out} ({time.monotonic() - t0:.1f}s)", file=sys.stderr, flush=True)
@@ -176,11 +177,16 @@ def _client(args):
 
 def _blockwise(path: Path, args, client):
     """The lazily opened input when it goes block by block (see ``--output-format``), else None."""
+    from .errors import InputError
     from .io.lazy import LARGE_BYTES, is_zarr, open_lazy
 
+    zarr_in = is_zarr(path)
+    if args.labels_group:
+        if not zarr_in:
+            raise InputError(f"{path}: --labels-group writes into an OME-Zarr input, and this is not one")
+        return open_lazy(path)
     if args.output_format == "tif" and client is None:
         return None
-    zarr_in = is_zarr(path)
     if args.output_format == "zarr" or zarr_in or client is not None:
         return open_lazy(path)
     if path.suffix.lower() in (".tif", ".tiff"):
@@ -360,6 +366,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "axis, e.g. 64,224,224 for ZYX (default: 64,224,224 for stacks, 512,512 for 2D; memory grows with it)")
     big.add_argument("--halo", type=_ints_arg, default=None, metavar="N[,N...]", help="context read around each block "
                      "per spatial axis (default: 8,96,96); objects smaller than the halo come out as on the whole image")
+    big.add_argument("--labels-group", nargs="?", const="tower", default=None, metavar="NAME", help="OME-Zarr "
+                     "inputs: write the labels into the input's own labels group (INPUT/labels/NAME, default name "
+                     "tower; napari-ome-zarr opens them with the image) instead of OUTDIR")
     big.add_argument("--resume", action="store_true", help="keep the blocks an interrupted run already wrote "
                      "(OUTDIR/<name>.ome.zarr.part) and do the rest")
     big.add_argument("--scheduler", default=None, metavar="ADDRESS", help="run the blocks on this dask.distributed "

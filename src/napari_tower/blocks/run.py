@@ -145,6 +145,7 @@ def segment_blocks_iter(
     should_stop: Callable[[], bool] | None = None,
     skip_below: float = 0.05,
     retries: int = 3,
+    ngff_version: str = "0.4",
 ) -> Iterator[Progress]:
     """Segment ``image`` into the OME-Zarr ``output``; yields a Progress per block.
 
@@ -181,7 +182,8 @@ def segment_blocks_iter(
     targets = [CHUNK_TARGET[a] for a in axes]
     chunks = tuple(min(t, n) if g == 1 else c for c, t, n, g in
                    zip(chunk_shape(block_shape, targets), targets, image.shape, grid_shape(image.shape, block_shape)))
-    create_labels(part, image.shape, chunks, axes, image.voxel_size, name=final.name, extra_arrays=("_local",))
+    create_labels(part, image.shape, chunks, axes, image.voxel_size, name=final.name, extra_arrays=("_local",),
+                  version=ngff_version)
     (part / "_blocks").mkdir(exist_ok=True)
     (part / "run.json").write_text(json.dumps(run))
 
@@ -235,5 +237,5 @@ def segment_blocks_iter(
             fut.result()
             step += 1
             yield Progress(step, total, f"writing block {step - n_blocks}/{n_blocks}")
-    out = finish(part, final, SCRATCH)
+    out = finish(part, final, SCRATCH, ngff_version)
     yield Progress(total, total, f"done: {n_final} objects", result=out)
