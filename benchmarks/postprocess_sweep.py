@@ -24,6 +24,8 @@ VARIANTS = {
     "split_depth 0.15": {"split_depth": 0.15},
     "split_depth 0.1": {"split_depth": 0.1},
     "split_depth 0.05": {"split_depth": 0.05},
+    "split_depth 0.03": {"split_depth": 0.03},
+    "split_depth 0.05, scale 1.5": {"split_depth": 0.05, "scale": 1.5},
     "flows": {"method": "flows"},
     "scale 1 (no auto)": {"scale": 1.0},
     "scale 1.5": {"scale": 1.5},
@@ -39,6 +41,8 @@ def _data(args):
         _, val = dsb_split(dsb_index(Path(args.dsb)))
         for r in val:
             if args.quick and len(groups.get(r["modality"], [])) >= 5:
+                continue
+            if args.modalities and r["modality"] not in args.modalities:
                 continue
             groups.setdefault(r["modality"], []).append(lambda r=r: read_dsb(Path(args.dsb), r))
     if args.polyp and (Path(args.polyp) / "index.csv").is_file():
@@ -56,6 +60,8 @@ def main(argv=None) -> int:
     ap.add_argument("--polyp-split", default="val", choices=["val", "train"])
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--quick", action="store_true", help="5 dsb images per modality")
+    ap.add_argument("--modalities", nargs="*", default=None, choices=["fluorescence", "histology", "brightfield"],
+                    help="only these dsb modalities (default: all)")
     args = ap.parse_args(argv)
 
     import napari_tower

@@ -105,7 +105,8 @@ def _score(root: Path, model, groups: dict[str, list[dict]], read) -> dict:
         for i, row in enumerate(rows, 1):
             img, true = read(root, row)
             t0 = time.perf_counter()
-            pred_t = napari_tower.segment(img, model=model, axes="YXC" if img.ndim == 3 else "YX")
+            axes = "YXC" if img.ndim == 3 else "YX"
+            pred_t = napari_tower.segment(img, model=model(img, axes) if callable(model) else model, axes=axes)
             t1 = time.perf_counter()
             pred_c = classical_segment(img)
             t2 = time.perf_counter()
@@ -445,7 +446,7 @@ def write_section(path: Path, section: str, start: str = START, end: str = END) 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.segmentation", description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default="../shared/data/dsb2018", help="dsb2018 folder (index.csv, images/, labels/)")
-    ap.add_argument("--model", default="default", help="model name or directory (default: %(default)s)")
+    ap.add_argument("--model", default="auto", help="auto (as the CLI without --model), a model name or directory (default: %(default)s)")
     ap.add_argument("--out", default=None, help="markdown file to write the section into (default: print only)")
     ap.add_argument("--polyp", default="../shared/data/polyp_nuclei",
                     help="polyp_nuclei folder; its validation tiles are scored when it exists (default: %(default)s)")
@@ -465,16 +466,25 @@ def main(argv: list[str] | None = None) -> int:
 
     import napari_tower
 
-    model = napari_tower.load_model(args.model)
-    model_arg = str(model.path) if Path(args.model).expanduser().is_dir() else args.model
+    if args.model == "auto":  # as the CLI without --model: the bundled model that suits each image
+        from napari_tower.model.choice import FLUORESCENCE, GENERAL
+
+        loaded = {n: napari_tower.load_model(n) for n in (GENERAL, FLUORESCENCE)}
+        model = lambda img, axes: loaded[napari_tower.choose_model(img, axes)]  # noqa: E731
+        name = f"auto ({GENERAL} / {FLUORESCENCE})"
+        sha = " / ".join((m.card.get("sha256") or "")[:12] for m in loaded.values())
+    else:
+        model = napari_tower.load_model(args.model)
+        name, sha = model.name, (model.card.get("sha256") or "")[:12]
+    model_arg = str(Path(args.model).expanduser()) if Path(args.model).expanduser().is_dir() else args.model
     command = shlex.join(["python", "-m", "benchmarks.segmentation"] + (sys.argv[1:] if argv is None else list(argv)))
     info = {
         "date": _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
         "machine": machine(),
-        "model_name": model.name,
-        "model_sha": (model.card.get("sha256") or "")[:12],
+        "model_name": name,
+        "model_sha": sha,
     }
-    log(f"model {model.name} on {model.device}; data {root}")
+    log(f"model {name}; data {root}")
     acc = None
     if not args.skip_accuracy:
         log("accuracy ...")

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up, then segment the bundled sample image with the bundled default model.
+# Set up, then segment the bundled sample image with the bundled model that suits it (--model auto).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

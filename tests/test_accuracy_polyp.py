@@ -23,6 +23,11 @@ REPO = Path(__file__).resolve().parent.parent
 POLYP = Path(os.environ.get("NAPARI_TOWER_DATA", REPO.parent / "shared" / "data")) / "polyp_nuclei"
 # mean over the 4 validation tiles, through segment() with the card's defaults (as the CLI without flags)
 MIN_DICE, MIN_AP = 0.76, 0.21
+# the same tiles through segment() with no model named ("auto": they are dark-background
+# fluorescence, so the nuclei-fluo specialist and its non-convex split); measured Dice 0.913,
+# AP@0.5 0.527, far above `default` (0.797, 0.244) and the specialist without the second split
+# (0.330), so a routing, specialist or post-processing regression fails here
+MIN_DICE_AUTO, MIN_AP_AUTO = 0.88, 0.45
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +67,21 @@ def test_default_model_on_polyp_validation_tiles(polyp_root, model):
     mean_dice, mean_ap = np.mean(scores, axis=0)
     assert mean_dice >= MIN_DICE, f"polyp: Dice {mean_dice:.3f} < {MIN_DICE}"
     assert mean_ap >= MIN_AP, f"polyp: AP@0.5 {mean_ap:.3f} < {MIN_AP}"
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_auto_picks_the_fluorescence_specialist_on_polyp_validation_tiles(polyp_root):
+    _, val = polyp_split(dsb_index(polyp_root))
+    scores = []
+    for r in val:
+        img, truth = read_polyp(polyp_root, r)
+        assert napari_tower.choose_model(img) == "nuclei-fluo"
+        labels = napari_tower.segment(img, device="cpu")
+        scores.append((dice(labels, truth), average_precision(labels, truth)))
+    mean_dice, mean_ap = np.mean(scores, axis=0)
+    assert mean_dice >= MIN_DICE_AUTO, f"polyp, auto: Dice {mean_dice:.3f} < {MIN_DICE_AUTO}"
+    assert mean_ap >= MIN_AP_AUTO, f"polyp, auto: AP@0.5 {mean_ap:.3f} < {MIN_AP_AUTO}"
 
 
 def test_failure_breakdown_names_each_cause():

@@ -74,6 +74,7 @@ def test_unknown_model_is_one_clear_line(tmp_path, small_image):
     assert "Traceback" not in r.stderr
 
 
-def test_models_lists_default():
+def test_models_lists_auto_and_the_bundled_models():
     r = run_cli("models")
-    assert r.returncode == 0 and r.stdout.startswith("default")
+    names = [line.split("\t")[0] for line in r.stdout.splitlines()]
+    assert r.returncode == 0 and names[0] == "auto" and {"default", "nuclei-fluo"} <= set(names)

@@ -13,12 +13,17 @@ from napari_tower.model.network import ArchConfig, TowerNet
 from napari_tower.model.weights import BUNDLED_DIR, save_model
 
 
-def test_bundled_default_has_card_with_metrics_and_fits_the_wheel():
-    d = BUNDLED_DIR / "default"
+@pytest.mark.parametrize("name", ["default", "nuclei-fluo"])
+def test_bundled_models_have_cards_with_metrics_and_fit_the_wheel(name):
+    d = BUNDLED_DIR / name
     card = json.loads((d / "card.json").read_text())
-    assert card["sha256"] and card["architecture"]["widths"]
-    assert "validation" in card["metrics"]
+    assert card["name"] == name and card["sha256"] and card["architecture"]["widths"]
+    assert "validation" in card["metrics"] and card["training"]["command"]
+    assert "BBBC038" in card["training"]["data"]
+    if name == "nuclei-fluo":  # trained on polyp_nuclei too: credited, licence included
+        assert "CC BY 4.0" in card["training"]["data"] and card["postprocess"]["nonconvex_split_depth"] > 0
     assert (d / "weights.safetensors").stat().st_size < 25 * 2**20
+    assert napari_tower.load_model(name, device="cpu").name == name  # sha256 checked on load
 
 
 def test_round_trip_gives_identical_predictions(tmp_path, small_image):

@@ -47,3 +47,27 @@ def test_threshold_seeds_remain_available():
     # a seed threshold above the pass keeps two seeds, one below it merges them
     assert instances_from_maps(fg, c, seed_threshold=0.7, min_size=0, split_depth=0).max() == 2
     assert instances_from_maps(fg, c, seed_threshold=0.3, min_size=0, split_depth=0).max() == 1
+
+
+def test_nonconvex_objects_are_split_again_convex_ones_are_not():
+    """Two small touching nuclei whose centerness barely dips (dense tissue) vs one big round
+    nucleus with two humps of the same depth: only the non-convex pair is split."""
+    yy, xx = np.mgrid[:80, :160]
+    fg, c = np.zeros((80, 160), np.float32), np.zeros((80, 160), np.float32)
+    for cx in (30, 43):  # discs of radius 7 overlapping by one pixel: a pass ~0.09 under the peaks
+        d = np.hypot(yy - 40, xx - cx)
+        fg[d <= 7] = 1
+        c = np.maximum(c, np.where(d <= 7, 0.3 + 0.1 * (1 - d / 7), 0))
+    round_ = np.hypot(yy - 40, xx - 110) <= 25
+    fg[round_] = 1
+    for cx in (100, 120):
+        c = np.maximum(c, np.where(round_, 0.8 * np.exp(-((yy - 40) ** 2 + (xx - cx) ** 2) / 300), 0))
+
+    def count(labels):
+        return len(np.unique(labels[:, :70])) - 1, len(np.unique(labels[:, 80:])) - 1
+
+    assert count(instances_from_maps(fg, c, split_depth=0.2)) == (1, 1)  # both too shallow for 0.2
+    assert count(instances_from_maps(fg, c, split_depth=0.05)) == (2, 2)  # 0.05 everywhere cuts the round one
+    labels = instances_from_maps(fg, c, split_depth=0.2, nonconvex_split_depth=0.05)
+    assert count(labels) == (2, 1)
+    assert (labels > 0).sum() == (fg > 0.5).sum()

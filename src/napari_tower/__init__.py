@@ -10,13 +10,13 @@ except ImportError:  # running from a source tree that was never built
     __version__ = "0.0.0+unknown"
 
 from .api import (
-    TowerModel, export, export_iter, finetune, finetune_iter, list_models, load_model, pretrain, pretrain_iter, segment, segment_iter,
+    TowerModel, choose_model, export, export_iter, finetune, finetune_iter, list_models, load_model, pretrain, pretrain_iter, segment, segment_iter,
     segment_blocks, segment_blocks_iter, track,
 )
 from .errors import Cancelled, InputError, ModelError, TowerError
 
 __all__ = [
-    "TowerModel", "export", "export_iter", "finetune", "finetune_iter", "list_models", "load_model", "pretrain", "pretrain_iter", "segment", "segment_iter",
+    "TowerModel", "choose_model", "export", "export_iter", "finetune", "finetune_iter", "list_models", "load_model", "pretrain", "pretrain_iter", "segment", "segment_iter",
     "segment_blocks", "segment_blocks_iter", "track",
     "Cancelled", "InputError", "ModelError", "TowerError", "__version__",
 ]

@@ -91,6 +91,28 @@ def load_model(model: str | os.PathLike | TowerModel = "default", device: str = 
     return TowerModel(net, card, resolve_device(device), path)
 
 
+def choose_model(image, axes: str | None = None) -> str:
+    """The bundled model that ``model="auto"`` (the default) uses for ``image``.
+
+    ``"nuclei-fluo"`` (the fluorescence specialist) for 2D images and movies that are single
+    channel with a dark background, ``"default"`` (the general model) for stains,
+    brightfield and Z stacks. Decided once per image from a sample of its planes.
+    """
+    from .io.lazy import LazyImage
+    from .model.choice import choose_model as _choose
+    from .predict.axes import as_array, check_axes, guess_axes
+
+    data = image if isinstance(image, LazyImage) else as_array(image)
+    axes = axes or getattr(data, "axes", None) or guess_axes(tuple(data.shape))
+    return _choose(data, check_axes(tuple(data.shape), axes))
+
+
+def _pick(model, image, axes):
+    from .model.choice import AUTO
+
+    return choose_model(image, axes) if isinstance(model, str) and model == AUTO else model
+
+
 def _config(model: TowerModel, **overrides) -> PredictConfig:
     values = model.postprocess_defaults()
     values.update({k: v for k, v in overrides.items() if v is not None})
@@ -107,7 +129,7 @@ def _config(model: TowerModel, **overrides) -> PredictConfig:
 
 def segment_iter(
     image,
-    model: str | os.PathLike | TowerModel = "default",
+    model: str | os.PathLike | TowerModel = "auto",
     device: str = "auto",
     axes: str | None = None,
     should_stop: Callable[[], bool] | None = None,
@@ -118,14 +140,14 @@ def segment_iter(
     The final report carries the labels in ``result``. ``should_stop`` is polled between
     planes; when it returns True, :class:`~napari_tower.errors.Cancelled` is raised.
     """
-    m = load_model(model, device)
+    m = load_model(_pick(model, image, axes), device)
     cfg = _config(m, **options)
     yield from _segment.segment_iter(m, image, axes, cfg, should_stop)
 
 
 def segment(
     image,
-    model: str | os.PathLike | TowerModel = "default",
+    model: str | os.PathLike | TowerModel = "auto",
     device: str = "auto",
     axes: str | None = None,
     **options,
@@ -138,15 +160,17 @@ def segment(
         ``(Y, X)``, ``(Y, X, 3|4)`` RGB(A), ``(Z|T, Y, X)`` or ``(T, Z, Y, X)``; any
         numeric dtype. Large images are processed in overlapping tiles.
     model : str, path or TowerModel
-        A name from :func:`list_models` (``"default"`` ships with the package), a model
-        directory, or a model from :func:`load_model`.
+        ``"auto"`` (the bundled ``"nuclei-fluo"`` for 2D fluorescence, else ``"default"``;
+        see :func:`choose_model`), a name from :func:`list_models`, a model directory, or a
+        model from :func:`load_model`.
     device : {"auto", "cpu", "cuda", "mps"}
     axes : str, optional
         e.g. ``"YX"``, ``"YXC"``, ``"ZYX"``, ``"TYX"``, ``"TZYX"``. Guessed when omitted
         (a 3D array without colour axis is taken as a Z stack; pass ``"TYX"`` for movies).
     **options
-        ``prob_threshold``, ``split_depth`` (lower splits touching objects more), ``seed_threshold``,
-        ``min_size``, ``tile``, ``overlap``,
+        ``prob_threshold``, ``split_depth`` (lower splits touching objects more),
+        ``nonconvex_split_depth`` (a second, shallower split of objects that are not convex;
+        0 = off), ``seed_threshold``, ``min_size``, ``tile``, ``overlap``,
         ``precision`` ("auto" or "fp32"), ``scale`` (a resize factor, or "auto": a second,
         upsampled pass when the objects found are under 14 px across; the default model's
         setting), ``tta`` (average over the four 90-degree rotations, 4x slower),
@@ -176,7 +200,7 @@ def segment(
 def segment_blocks_iter(
     image,
     output: str | os.PathLike,
-    model: str | os.PathLike | TowerModel = "default",
+    model: str | os.PathLike | TowerModel = "auto",
     device: str = "auto",
     axes: str | None = None,
     client=None,
@@ -201,11 +225,12 @@ def segment_blocks_iter(
         if not isinstance(source, (str, os.PathLike)):
             raise InputError("labels_group= writes into an OME-Zarr input: pass the image as its path")
         output, version = labels_target(source, labels_group)
-    m = load_model(model, device)
+    lazy = as_lazy(image, axes)
+    m = load_model(_pick(model, lazy, axes), device)
     cfg = _config(m, **options)
     # on a cluster each worker loads the model once, on its own device ("auto": its GPU if it has one)
     ref = m if client is None else functools.partial(load_model, str(m.path), device)
-    for p in _blocks_iter(ref, as_lazy(image, axes), output, cfg, axes=axes, block_shape=block_size, halo=halo,
+    for p in _blocks_iter(ref, lazy, output, cfg, axes=axes, block_shape=block_size, halo=halo,
                           client=client, resume=resume, should_stop=should_stop, skip_below=skip_below,
                           ngff_version=version):
         if p.result is not None and labels_group is not None:
@@ -213,7 +238,7 @@ def segment_blocks_iter(
         yield p
 
 
-def segment_blocks(image, output: str | os.PathLike, model="default", device: str = "auto", axes: str | None = None,
+def segment_blocks(image, output: str | os.PathLike, model="auto", device: str = "auto", axes: str | None = None,
                    client=None, **options) -> Path:
     """Segment an image of any size block by block into the OME-Zarr ``output``.
 

@@ -61,22 +61,40 @@ class StderrProgress:
 
 
 def cmd_segment(args) -> int:
-    from .api import _config, load_model, segment_iter
+    from .api import _config, choose_model, load_model, segment_iter
     from .errors import TowerError
     from .io.files import output_stem, read_image, write_labels
     from .io.metadata import voxel_size
+    from .model.choice import AUTO, FLUORESCENCE, GENERAL
     from .progress import run_to_end
 
+    auto = args.model == AUTO
+    loaded: dict = {}
+
+    def model_for(image=None, axes=None):
+        """The model for one input: with --model auto, the bundled one that suits it."""
+        name = (choose_model(image, axes) if image is not None else GENERAL) if auto else args.model
+        if name not in loaded:
+            loaded[name] = load_model(name, args.device)
+        return loaded[name]
+
     try:
-        model = load_model(args.model, args.device)
+        model = model_for()
+        if auto:  # both bundled models load up front, so that a broken install fails here, once
+            loaded[FLUORESCENCE] = load_model(FLUORESCENCE, args.device)
     except TowerError as e:
         _err(str(e))
         return 2
+
+    def used(m) -> str:
+        return f", model {m.name}" if auto else ""
+
     files = expand_inputs(args.inputs)
     if not files:
         _err("no input images found")
         return 2
-    options = dict(prob_threshold=args.prob_threshold, seed_threshold=args.seed_threshold, split_depth=args.split_depth, min_size=args.min_size, tile=args.tile, scale=args.scale,
+    options = dict(prob_threshold=args.prob_threshold, seed_threshold=args.seed_threshold, split_depth=args.split_depth,
+                   nonconvex_split_depth=args.nonconvex_split_depth, min_size=args.min_size, tile=args.tile, scale=args.scale,
                    method=args.method,
                    tta=args.tta or None, z_assembly=args.z_assembly, views_3d=args.views_3d,
                    voxel_size=tuple(args.voxel_size) if args.voxel_size else None, track=args.track or None)
@@ -99,16 +117,19 @@ def cmd_segment(args) -> int:
             if lazy is not None:  # zarr input, large input, zarr output or a cluster: block by block
                 from .api import segment_blocks_iter
 
+                model = model_for(lazy, args.axes or lazy.axes)
                 out = run_to_end(segment_blocks_iter(
                     lazy, Path(args.output) / f"{output_stem(f)}.ome.zarr", model, args.device, args.axes or lazy.axes,
                     client=client, block_size=args.block_size, halo=args.halo, resume=args.resume,
                     labels_group=args.labels_group,
                     **_with_voxel_size(options, lazy.voxel_size)), bar)
                 bar.close()
-                print(f"[{i}/{len(files)}] {f.name}: -> {out} ({time.monotonic() - t0:.1f}s)", file=sys.stderr, flush=True)
+                print(f"[{i}/{len(files)}] {f.name}: -> {out} ({time.monotonic() - t0:.1f}s{used(model)})",
+                      file=sys.stderr, flush=True)
                 continue
             image, axes = read_image(f)
             axes = args.axes or axes or ("TYX" if args.track and image.ndim == 3 else None)
+            model = model_for(image, axes)
             labels = run_to_end(segment_iter(image, model, axes=axes, **_with_voxel_size(
                 {**options, "track": None}, voxel_size(f))), bar)
             if args.track:
@@ -116,7 +137,8 @@ def cmd_segment(args) -> int:
             out = write_labels(Path(args.output) / f"{output_stem(f)}.tif", labels)
             bar.close()
             n = int(labels.max())
-            print(f"[{i}/{len(files)}] {f.name}: {n} objects -> {out} ({time.monotonic() - t0:.1f}s)", file=sys.stderr, flush=True)
+            print(f"[{i}/{len(files)}] {f.name}: {n} objects -> {out} ({time.monotonic() - t0:.1f}s{used(model)})",
+                  file=sys.stderr, flush=True)
         except (TowerError, ValueError) as e:
             bar.close()
             failed += 1
@@ -309,6 +331,7 @@ def cmd_models(args) -> int:
     from .api import list_models
     from .model.weights import read_card, user_models_dir
 
+    print("auto\t-\tsegment's default: nuclei-fluo for 2D single-channel images with a dark background, else default")
     for name, path in list_models().items():
         card = read_card(path)
         print(f"{name}\t{path}\t{card.get('description', '')}")
@@ -331,13 +354,17 @@ def build_parser() -> argparse.ArgumentParser:
         "OUTDIR/<input stem>.tif with integer instance labels (0 = background), same YX shape as the input."))
     s.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
     s.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="folder for the label images (created)")
-    s.add_argument("--model", default="default", help="bundled or saved model name, a model directory, or a model zip "
+    s.add_argument("--model", default="auto", help="auto (the default: nuclei-fluo for 2D single-channel images with "
+                   "a dark background, else default), a bundled or saved model name, a model directory, or a model zip "
                    "(napari-tower's, or a bioimage.io package napari-tower exported) (default: %(default)s)")
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="auto = CUDA, then MPS, then CPU")
     s.add_argument("--axes", default=None, help="axes of every input, e.g. YX, YXC, ZYX, TYX, TZYX (default: from the file, else guessed; 3D = ZYX)")
     s.add_argument("--prob-threshold", type=float, default=None, help="foreground probability cut-off (default: the model's, 0.5)")
     s.add_argument("--split-depth", type=float, default=None, help="how deep the centerness must dip between two peaks to "
                    "keep two objects apart; lower splits more (default: the model's, 0.2; 0 = seeds by --seed-threshold)")
+    s.add_argument("--nonconvex-split-depth", type=float, default=None, help="split objects that are not convex "
+                   "(likely touching nuclei) again at this shallower depth; 0 = off (default: the model's: 0.05 for "
+                   "nuclei-fluo, off for default)")
     s.add_argument("--seed-threshold", type=float, default=None, help="centerness cut-off for seeds when --split-depth is 0 (default: the model's)")
     s.add_argument("--min-size", type=int, default=None, help="remove objects smaller than this many pixels (default: the model's)")
     s.add_argument("--method", choices=["watershed", "flows"], default=None, help="how touching objects are separated: "
@@ -363,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "zarr: OUTDIR/<name>.ome.zarr written block by block (default: zarr for .zarr inputs and inputs "
                      "over 512 MiB, tif otherwise)")
     big.add_argument("--block-size", type=_ints_arg, default=None, metavar="N[,N...]", help="block side per spatial "
-                     "axis, e.g. 64,224,224 for ZYX (default: 64,224,224 for stacks, 512,512 for 2D; memory grows with it)")
+                     "axis, e.g. 64,128,128 for ZYX (default: 64,128,128 for stacks, 512,512 for 2D; memory grows with it)")
     big.add_argument("--halo", type=_ints_arg, default=None, metavar="N[,N...]", help="context read around each block "
                      "per spatial axis (default: 8,96,96); objects smaller than the halo come out as on the whole image")
     big.add_argument("--labels-group", nargs="?", const="tower", default=None, metavar="NAME", help="OME-Zarr "

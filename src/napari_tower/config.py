@@ -15,6 +15,9 @@ class PostprocessConfig(BaseModel):
                                "peaks to keep them as separate objects (lower splits more; 0: use seed_threshold)")
     seed_threshold: float = Field(0.4, ge=0.0, le=1.0, description="centerness cut-off for watershed seeds "
                                   "when split_depth is 0")
+    nonconvex_split_depth: float = Field(0.0, ge=0.0, le=1.0, description="objects that are not convex (likely "
+                                         "several touching nuclei) are split again where the centerness dips by "
+                                         "this much (below split_depth; 0: off)")
     min_size: int = Field(15, ge=0, le=100_000, description="objects smaller than this (pixels) are removed")
     method: Literal["watershed", "flows"] = Field("watershed", description="how touching objects are separated: "
                                                   "watershed on centerness (nuclei), or following the predicted "

@@ -11,7 +11,8 @@ from magicgui.widgets import (
     CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, Label, LineEdit, ProgressBar, PushButton, SpinBox,
 )
 
-from ..api import TowerModel, list_models, load_model, segment_iter
+from ..api import TowerModel, choose_model, list_models, load_model, segment_iter
+from ..model.choice import AUTO, GENERAL
 from ..config import PostprocessConfig
 from ..progress import Progress
 from ._common import Reporting, error_message
@@ -101,6 +102,7 @@ class SegmentWidget(Reporting, Container):
         self._model.changed.connect(self._load_defaults)
         self._model_dir.changed.connect(self._load_defaults)
         self._model_file.changed.connect(self._load_defaults)
+        self._shown_defaults: dict = {}
         self._load_defaults()
         self._run.changed.connect(self.start)
         self._image.changed.connect(self._fill_voxel_size)
@@ -124,7 +126,7 @@ class SegmentWidget(Reporting, Container):
         return [(l.name, l) for l in self.viewer.layers if isinstance(l, Image)]
 
     def _model_names(self, widget=None):
-        return list(list_models()) or ["default"]
+        return [AUTO, *list_models()]
 
     def refresh_models(self):
         self._model.reset_choices()
@@ -133,10 +135,13 @@ class SegmentWidget(Reporting, Container):
         """Show the chosen model's own post-processing defaults (a fine-tuned model knows its object size)."""
         from ..model.weights import read_card, resolve_model_dir
 
-        try:
-            post = read_card(resolve_model_dir(self._model_source())).get("postprocess", {})
+        src = self._model_source()
+        try:  # "auto" shows the general model's values; those left untouched follow the chosen model
+            post = read_card(resolve_model_dir(GENERAL if src == AUTO else src)).get("postprocess", {})
         except Exception:  # noqa: BLE001 (an unreadable model is reported when it is run)
             return
+        self._shown_defaults = {"prob_threshold": post.get("prob_threshold"), "split_depth": post.get("split_depth"),
+                                "method": post.get("method"), "min_size": post.get("min_size"), "scale": post.get("scale")}
         if "prob_threshold" in post:
             self._prob.value = post["prob_threshold"]
         self._split.value = post.get("split_depth", PostprocessConfig.model_fields["split_depth"].default)
@@ -169,8 +174,8 @@ class SegmentWidget(Reporting, Container):
             return Path(folder)
         return self._model.value
 
-    def _get_model(self) -> TowerModel:
-        src, device = self._model_source(), self._device.value
+    def _get_model(self, src) -> TowerModel:
+        device = self._device.value
         c = self._cached
         if c is not None and c.path is not None and str(device) in ("auto", c.device.type):
             if Path(src) == c.path or src == c.path.name:
@@ -208,9 +213,14 @@ class SegmentWidget(Reporting, Container):
         # block by block into an OME-Zarr beside the system's temp files, shown lazily
         lazy = not isinstance(data, np.ndarray)
 
+        src = self._model_source()
+        if src == AUTO:  # untouched fields follow the chosen model's card
+            options = {k: (None if self._shown_defaults.get(k, object()) == v else v) for k, v in options.items()}
+
         def work():
             yield "loading model"
-            model = self._get_model()
+            model = self._get_model(choose_model(data, axes) if src == AUTO else src)
+            yield f"model {model.name}"
             labels = None
             if lazy:
                 from ..api import segment_blocks_iter

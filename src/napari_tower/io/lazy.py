@@ -153,12 +153,9 @@ def as_lazy(image, axes: str | None = None) -> LazyImage:
     return lazy
 
 
-def intensity_range(image: LazyImage, low: float = 1.0, high: float = 99.8, planes: int = 16,
-                    max_pixels: int = 4_000_000) -> tuple[float, float]:
-    """``low``/``high`` percentiles of the whole image, estimated from up to ``planes`` evenly
-    spaced planes, strided to about ``max_pixels`` in all (memory stays flat with image size).
-    Exact zeros are left out when they fill over 1% of an integer image: that is padding
-    (stitched tiles, grids), not signal."""
+def sample_planes(image: LazyImage, planes: int = 16, max_pixels: int = 4_000_000) -> list[np.ndarray]:
+    """Up to ``planes`` evenly spaced planes (a colour axis kept), strided in Y and X to about
+    ``max_pixels`` in all: a look at the whole image whose memory stays flat with its size."""
     shape, axes = image.shape, image.axes or ""
     n_lead = len(shape) - 2 - (1 if axes.endswith("C") else 0)
     lead = shape[:n_lead]
@@ -170,7 +167,15 @@ def intensity_range(image: LazyImage, low: float = 1.0, high: float = 99.8, plan
     for k in picks:
         idx = np.unravel_index(k, lead) if lead else ()
         samples.append(image.read(tuple(int(i) for i in idx) + (slice(None, None, step),) * 2).astype(np.float32))
-    values = np.concatenate([s.ravel() for s in samples])
+    return samples
+
+
+def intensity_range(image: LazyImage, low: float = 1.0, high: float = 99.8, planes: int = 16,
+                    max_pixels: int = 4_000_000) -> tuple[float, float]:
+    """``low``/``high`` percentiles of the whole image, estimated from :func:`sample_planes`.
+    Exact zeros are left out when they fill over 1% of an integer image: that is padding
+    (stitched tiles, grids), not signal."""
+    values = np.concatenate([s.ravel() for s in sample_planes(image, planes, max_pixels)])
     if not np.isfinite(values).all():
         raise InputError("image contains NaN or infinite values; replace them before segmenting")
     if np.issubdtype(np.dtype(image.data.dtype), np.integer) and (values == 0).mean() > 0.01 and (values > 0).any():

@@ -25,18 +25,27 @@ def to_single_channel(image: np.ndarray, rgb: bool) -> np.ndarray:
     return image.astype(np.float32, copy=False)
 
 
-def rgb_to_single_channel(rgb: np.ndarray) -> np.ndarray:
-    """Gray stored as RGB -> that gray; one lit channel (a fluorescence export) -> that
-    channel; anything else is treated as a stain and converted to hematoxylin."""
-    sample = rgb[..., ::4, ::4, :].astype(np.float32)
+def rgb_kind(rgb: np.ndarray) -> tuple[str, int]:
+    """("gray", 0) for gray stored as RGB, ("single", c) when only channel c is lit (a
+    fluorescence export), else ("stain", -1)."""
+    sample = rgb[..., ::4, ::4, :3].astype(np.float32)
     spread = np.abs(sample - sample.mean(axis=-1, keepdims=True)).max()
     if spread <= 1e-6 * max(float(np.abs(sample).max()), 1.0):
-        return rgb[..., 0].astype(np.float32)
+        return "gray", 0
     energy = sample.reshape(-1, 3).std(axis=0) + np.abs(sample.reshape(-1, 3)).mean(axis=0)
     order = np.argsort(energy)
     if energy[order[1]] < 0.02 * energy[order[2]]:
-        return rgb[..., order[2]].astype(np.float32)
-    return hematoxylin(rgb)
+        return "single", int(order[2])
+    return "stain", -1
+
+
+def rgb_to_single_channel(rgb: np.ndarray) -> np.ndarray:
+    """Gray stored as RGB -> that gray; one lit channel (a fluorescence export) -> that
+    channel; anything else is treated as a stain and converted to hematoxylin."""
+    kind, channel = rgb_kind(rgb)
+    if kind == "stain":
+        return hematoxylin(rgb)
+    return rgb[..., channel].astype(np.float32)
 
 
 def hematoxylin(rgb: np.ndarray) -> np.ndarray:

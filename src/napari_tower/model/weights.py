@@ -64,6 +64,9 @@ def resolve_model_dir(model: str | os.PathLike) -> Path:
         return p
     if p.is_file() and p.suffix.lower() == ".zip":
         return unpack_zip(p)[0]
+    if str(model) == "auto":
+        raise ModelError("'auto' picks a bundled model per image when segmenting (napari_tower.choose_model): "
+                         "here name one, e.g. 'default' or 'nuclei-fluo'")
     models = available_models()
     if str(model) in models:
         return models[str(model)]

@@ -60,7 +60,7 @@ def _labels_at(model, img: np.ndarray, scale: float, cfg: PredictConfig, should_
         maps[3:5] /= scale  # a flow step spans 1 / scale pixels at the input's size
     flow = maps[3:5] if len(maps) >= 5 else None
     return instances_from_maps(maps[0], maps[2], cfg.prob_threshold, cfg.seed_threshold, cfg.min_size, cfg.split_depth,
-                               flow=flow, method=cfg.method)
+                               flow=flow, method=cfg.method, nonconvex_split_depth=cfg.nonconvex_split_depth)
 
 
 def rot90_maps(maps: np.ndarray, k: int) -> np.ndarray:

@@ -47,6 +47,9 @@ def documentation(card: dict, name: str, description: str, n_channels: int) -> s
         "where centerness > `seed_threshold`. Foreground left without a seed becomes objects of its own; "
         "objects under `min_size` pixels are removed.",
     ]
+    if post.get("nonconvex_split_depth"):
+        lines += ["- `nonconvex_split_depth`: objects made of several basins whose solidity (area over convex hull "
+                  "area) is under 0.95 are split again, with that shallower depth in place of `split_depth`."]
     if flows:
         lines += ["- **flows** (for irregular cells, as in cellpose): every foreground pixel follows the flow "
                   "field for a fixed number of steps; pixels that end at the same point form one object."]

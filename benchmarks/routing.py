@@ -1,0 +1,67 @@
+"""Which bundled model ``--model auto`` picks, counted per data set and modality.
+
+    python -m benchmarks.routing [--data ../shared/data]
+
+Reads every image of dsb2018 (per modality), polyp_nuclei and bbbc030 under ``--data`` (each
+skipped when absent) and prints, per group, how many images go to each model
+(``napari_tower.choose_model``) and the range of the statistic it decides on (the median
+pixel's position in the 1st-99.8th percentile range; stains go to ``default`` before it).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+
+def _groups(data: Path):
+    dsb, polyp, bbbc = data / "dsb2018", data / "polyp_nuclei", data / "bbbc030"
+    if (dsb / "index.csv").is_file():
+        for r in csv.DictReader(open(dsb / "index.csv")):
+            yield f"dsb2018 {r['modality']}", dsb / "images" / f"{r['id']}.png"
+    if (polyp / "index.csv").is_file():
+        for r in csv.DictReader(open(polyp / "index.csv")):
+            yield "polyp_nuclei", polyp / "images" / f"{r['id']}.tif"
+    if (bbbc / "index.csv").is_file():
+        for r in csv.DictReader(open(bbbc / "index.csv")):
+            yield "bbbc030 (DIC, whole cells)", bbbc / "images" / f"{r['id']}.png"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.routing", description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    args = ap.parse_args(argv)
+
+    import napari_tower
+    from napari_tower.io.files import read_image
+    from napari_tower.io.normalize import rgb_kind
+
+    picks: dict[str, Counter] = {}
+    medians: dict[str, list[float]] = {}
+    for group, path in _groups(args.data):
+        image, axes = read_image(path)
+        picks.setdefault(group, Counter())[napari_tower.choose_model(image, axes)] += 1
+        x = np.asarray(image, np.float64)
+        if x.ndim == 3 and x.shape[-1] in (3, 4):
+            kind, c = rgb_kind(np.asarray(image)[..., :3])
+            if kind == "stain":
+                continue
+            x = x[..., c] if kind == "single" else x[..., :3].mean(-1)
+        lo, med, hi = np.percentile(x, [1.0, 50.0, 99.8])
+        medians.setdefault(group, []).append((med - lo) / (hi - lo) if hi > lo else float("nan"))
+    if not picks:
+        raise SystemExit(f"no data under {args.data}")
+    print("| images | n | models picked | median position, min-max (unstained) |")
+    print("|---|---:|---|---|")
+    for group, c in picks.items():
+        m = np.array(medians.get(group, []))
+        rng = f"{np.nanmin(m):.2f}-{np.nanmax(m):.2f}" if m.size else "- (all stains)"
+        print(f"| {group} | {sum(c.values())} | " + ", ".join(f"{k} {v}" for k, v in sorted(c.items())) + f" | {rng} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
