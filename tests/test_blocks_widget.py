@@ -37,9 +37,11 @@ def test_widget_segments_a_dask_layer_blockwise(make_napari_viewer, qtbot, sampl
     assert not isinstance(out.data, np.ndarray)  # lazily loaded from the OME-Zarr
     assert out.data.shape == big.shape and tuple(out.scale) == (0.5, 0.5)
     assert "OME-Zarr" in widget._status.value
-    # one strided intensity sample (at most 2 Mpx, here the whole small layer), then blocks with halos
-    assert reads[0] <= 2_000_000
-    assert len(reads) == 5 and max(reads[1:]) < big.size / 2
+    # two strided samples (the intensity range, and the "auto" model choice: at most 2 and 1 Mpx,
+    # here the whole small layer), then the 4 blocks with their halos
+    samples, blocks = reads[:-4], reads[-4:]
+    assert len(samples) == 2 and max(samples) <= 2_000_000
+    assert max(blocks) < big.size / 2
     labels = np.asarray(out.data)
     h, w = img.shape
     for y, x in [(0, 0), (h, w)]:  # a corner copy and one surrounded by block faces
