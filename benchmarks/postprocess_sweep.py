@@ -32,6 +32,30 @@ VARIANTS = {
 }
 
 
+def scaled_maps(model, img: np.ndarray):
+    """``maps_at(s)``: the model's maps of ``img`` (normalised as segment() does) predicted at
+    scale ``s`` and brought back to the image's size, each scale predicted once."""
+    from napari_tower.io.normalize import percentile_normalize, to_single_channel
+    from napari_tower.predict.segment import _resize, scaled_shape
+
+    if img.ndim == 3 and img.shape[-1] == 4:
+        img = img[..., :3]
+    x = percentile_normalize(to_single_channel(np.squeeze(img), img.ndim == 3 and img.shape[-1] == 3))
+    cache: dict[float, np.ndarray] = {}
+
+    def maps_at(s: float) -> np.ndarray:
+        if s not in cache:
+            xs = x if s == 1.0 else _resize(x[None], scaled_shape(x.shape, s))[0]
+            m = model.predict_maps(xs)
+            if s != 1.0:
+                m = _resize(m, x.shape)
+                m[3:5] /= s  # a flow step spans 1 / s pixels at the image's size
+            cache[s] = m
+        return cache[s]
+
+    return maps_at
+
+
 def _data(args):
     from napari_tower.train.data import (POLYP_GROUP, dsb_index, dsb_split, polyp_split, read_dsb,
                                          read_polyp)
@@ -66,10 +90,9 @@ def main(argv=None) -> int:
 
     import napari_tower
     from napari_tower.config import PredictConfig
-    from napari_tower.io.normalize import percentile_normalize, to_single_channel
     from napari_tower.metrics import average_precision
     from napari_tower.predict.postprocess import instances_from_maps
-    from napari_tower.predict.segment import _resize, auto_scale_for, median_diameter, scaled_shape
+    from napari_tower.predict.segment import auto_scale_for, median_diameter
 
     from .failures import render_table, summarise, failure_breakdown
 
@@ -79,20 +102,7 @@ def main(argv=None) -> int:
     for group, loaders in _data(args).items():
         for i, load in enumerate(loaders, 1):
             img, true = load()
-            if img.ndim == 3 and img.shape[-1] == 4:
-                img = img[..., :3]
-            x = percentile_normalize(to_single_channel(np.squeeze(img), img.ndim == 3 and img.shape[-1] == 3))
-            cache: dict[float, np.ndarray] = {}
-
-            def maps_at(s: float) -> np.ndarray:
-                if s not in cache:
-                    xs = x if s == 1.0 else _resize(x[None], scaled_shape(x.shape, s))[0]
-                    m = model.predict_maps(xs)
-                    if s != 1.0:
-                        m = _resize(m, x.shape)
-                        m[3:5] /= s
-                    cache[s] = m
-                return cache[s]
+            maps_at = scaled_maps(model, img)
 
             for name in args.variants:
                 cfg = PredictConfig(**{**card_pp, **VARIANTS[name]})
@@ -101,7 +111,7 @@ def main(argv=None) -> int:
                     m = maps_at(s)
                     return instances_from_maps(m[0], m[2], cfg.prob_threshold, cfg.seed_threshold, cfg.min_size,
                                                cfg.split_depth, flow=m[3:5] if len(m) >= 5 else None,
-                                               method=cfg.method)
+                                               method=cfg.method, nonconvex_split_depth=cfg.nonconvex_split_depth)
 
                 if cfg.scale == "auto":
                     pred = labels_at(1.0)

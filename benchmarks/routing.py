@@ -38,6 +38,7 @@ def main(argv=None) -> int:
     import napari_tower
     from napari_tower.io.files import read_image
     from napari_tower.io.normalize import rgb_kind
+    from napari_tower.model.choice import median_position
 
     picks: dict[str, Counter] = {}
     medians: dict[str, list[float]] = {}
@@ -50,8 +51,7 @@ def main(argv=None) -> int:
             if kind == "stain":
                 continue
             x = x[..., c] if kind == "single" else x[..., :3].mean(-1)
-        lo, med, hi = np.percentile(x, [1.0, 50.0, 99.8])
-        medians.setdefault(group, []).append((med - lo) / (hi - lo) if hi > lo else float("nan"))
+        medians.setdefault(group, []).append(median_position(x.ravel()))
     if not picks:
         raise SystemExit(f"no data under {args.data}")
     print("| images | n | models picked | median position, min-max (unstained) |")

@@ -24,26 +24,23 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.measure import regionprops
-from skimage.segmentation import watershed
 
 VARIANTS = [("abs", 0.2), ("abs", 0.1), ("abs", 0.05), ("rel", 0.2), ("rel", 0.3), ("rel", 0.4),
             ("sol", 0.85), ("sol", 0.9), ("sol", 0.95)]
 
 
-def split(center, mask, depth: float, relative: bool, sigma: float = 1.0) -> np.ndarray:
-    """``postprocess._split_by_depth`` with the merge test optionally relative to the lower peak."""
-    from napari_tower.predict.postprocess import _passes
+def split(center, mask, depth: float, relative: bool) -> np.ndarray:
+    """``postprocess._split_by_depth``, or with the merge test relative to the lower peak."""
+    from napari_tower.predict.postprocess import _basins, _merged
 
-    c = np.where(mask, ndi.gaussian_filter(np.asarray(center, np.float32), sigma), 0).astype(np.float32)
-    peaks = (c == ndi.maximum_filter(c, size=3)) & mask
-    seeds, n = ndi.label(peaks)
-    labels = watershed(-c, seeds, mask=mask)
-    if n < 2:
+    labels, peak, pairs, passes = _basins(center, mask)
+    if peak is None:
         return labels
-    peak = np.zeros(n + 1, np.float32)
-    peak[seeds[peaks]] = c[peaks]
-    pairs, passes = _passes(labels, c)
-    parent = np.arange(n + 1)
+    if not relative:
+        return _merged(labels, peak, pairs, passes, depth)
+    # the product's union-find with the one line that differs: the dip is compared with
+    # depth x the lower peak instead of depth
+    parent = np.arange(len(peak))
 
     def root(i):
         while parent[i] != i:
@@ -54,11 +51,11 @@ def split(center, mask, depth: float, relative: bool, sigma: float = 1.0) -> np.
     for k in np.argsort(-passes, kind="stable"):
         a, b = root(pairs[k, 0]), root(pairs[k, 1])
         lo = min(peak[a], peak[b])
-        if a != b and lo - passes[k] < (depth * lo if relative else depth):
+        if a != b and lo - passes[k] < depth * lo:
             if peak[a] < peak[b]:
                 a, b = b, a
             parent[b] = a
-    return np.array([root(i) for i in range(n + 1)], np.int32)[labels]
+    return np.array([root(i) for i in range(len(peak))], np.int32)[labels]
 
 
 def labels_for(maps, kind: str, value: float, min_size: int = 15, threshold: float = 0.5) -> np.ndarray:
@@ -95,9 +92,10 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     import napari_tower
-    from napari_tower.io.normalize import percentile_normalize, to_single_channel
     from napari_tower.metrics import average_precision
-    from napari_tower.predict.segment import _resize, auto_scale_for, median_diameter, scaled_shape
+    from napari_tower.predict.segment import auto_scale_for, median_diameter
+
+    from .postprocess_sweep import scaled_maps
     from napari_tower.train.data import dsb_index, dsb_split, polyp_split, read_dsb, read_polyp
 
     root = args.dsb if args.set.startswith("dsb") else args.polyp
@@ -117,17 +115,7 @@ def main(argv=None) -> int:
     scores: dict[str, list[float]] = {f"{k} {v}": [] for k, v in VARIANTS}
     for load in loads:
         img, true = load()
-        if img.ndim == 3 and img.shape[-1] == 4:
-            img = img[..., :3]
-        x = percentile_normalize(to_single_channel(np.squeeze(img), img.ndim == 3 and img.shape[-1] == 3))
-        cache: dict[float, np.ndarray] = {}
-
-        def maps_at(s: float) -> np.ndarray:
-            if s not in cache:
-                xs = x if s == 1.0 else _resize(x[None], scaled_shape(x.shape, s))[0]
-                m = model.predict_maps(xs)
-                cache[s] = m if s == 1.0 else _resize(m, x.shape)
-            return cache[s]
+        maps_at = scaled_maps(model, img)
 
         for kind, value in VARIANTS:
             pred = labels_for(maps_at(1.0), kind, value)

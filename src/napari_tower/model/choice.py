@@ -20,13 +20,18 @@ FLUORESCENCE = "nuclei-fluo"
 DARK_MEDIAN = 0.5
 
 
-def dark_background(values: np.ndarray) -> bool:
-    """True when the median value lies in the lower half of the 1st-99.8th percentile range."""
+def median_position(values: np.ndarray) -> float:
+    """Where the median lies in the 1st-99.8th percentile range (0-1); NaN for a flat image."""
     values = values[np.isfinite(values)]
     if values.size == 0:
-        return False
+        return float("nan")
     lo, med, hi = np.percentile(values, [1.0, 50.0, 99.8])
-    return bool(hi > lo and (med - lo) / (hi - lo) < DARK_MEDIAN)
+    return float((med - lo) / (hi - lo)) if hi > lo else float("nan")
+
+
+def dark_background(values: np.ndarray) -> bool:
+    """True when the median value lies in the lower half of the 1st-99.8th percentile range."""
+    return bool(median_position(values) < DARK_MEDIAN)  # NaN (nothing to go on) compares False
 
 
 def choose_model(image, axes: str) -> str:
@@ -41,9 +46,9 @@ def choose_model(image, axes: str) -> str:
     lazy.axes = axes
     planes = sample_planes(lazy, planes=8, max_pixels=1_000_000)
     if axes.endswith("C"):
-        kinds = {rgb_kind(p) for p in planes}
+        kinds = [rgb_kind(p) for p in planes]
         if any(k == "stain" for k, _ in kinds):
             return GENERAL
-        planes = [p[..., c] for p, (_, c) in zip(planes, (rgb_kind(p) for p in planes))]
+        planes = [p[..., c] for p, (_, c) in zip(planes, kinds)]
     values = np.concatenate([p.ravel() for p in planes])
     return FLUORESCENCE if dark_background(values) else GENERAL

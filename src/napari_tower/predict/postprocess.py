@@ -99,7 +99,8 @@ def _split_by_depth(center: np.ndarray, mask: np.ndarray, depth: float, sigma: f
 SOLIDITY = 0.95
 
 
-def _split_nonconvex(center: np.ndarray, mask: np.ndarray, depth: float, fine_depth: float) -> np.ndarray:
+def _split_nonconvex(center: np.ndarray, mask: np.ndarray, depth: float, fine_depth: float,
+                     solidity: float = SOLIDITY) -> np.ndarray:
     """``_split_by_depth`` at ``depth``, then objects that are not convex split at ``fine_depth``.
 
     Small touching nuclei in dense tissue often meet with a centerness dip far under 0.2, while
@@ -114,13 +115,11 @@ def _split_nonconvex(center: np.ndarray, mask: np.ndarray, depth: float, fine_de
     coarse, fine = _merged(*basins, depth), _merged(*basins, fine_depth)
     # coarse objects holding more than one fine object: the only ones a finer split changes
     inside = coarse > 0
-    pairs = np.unique(np.stack([coarse[inside], fine[inside]], 1), axis=0)
-    ids, counts = np.unique(pairs[:, 0], return_counts=True)
-    several = np.zeros(int(coarse.max()) + 1, bool)
-    several[ids[counts > 1]] = True
+    ids = np.arange(int(coarse.max()) + 1)
+    several = np.asarray(ndi.maximum(fine, coarse, ids)) != np.asarray(ndi.minimum(fine, coarse, ids))
     split = np.zeros_like(several)
     for r in regionprops(coarse):
-        if several[r.label] and r.solidity < SOLIDITY:  # solidity (a convex hull) only where it matters
+        if several[r.label] and r.solidity < solidity:  # solidity (a convex hull) only where it matters
             split[r.label] = True
     if not split.any():
         return coarse

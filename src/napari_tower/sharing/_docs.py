@@ -48,8 +48,10 @@ def documentation(card: dict, name: str, description: str, n_channels: int) -> s
         "objects under `min_size` pixels are removed.",
     ]
     if post.get("nonconvex_split_depth"):
+        from ..predict.postprocess import SOLIDITY
+
         lines += ["- `nonconvex_split_depth`: objects made of several basins whose solidity (area over convex hull "
-                  "area) is under 0.95 are split again, with that shallower depth in place of `split_depth`."]
+                  f"area) is under {SOLIDITY} are split again, with that shallower depth in place of `split_depth`."]
     if flows:
         lines += ["- **flows** (for irregular cells, as in cellpose): every foreground pixel follows the flow "
                   "field for a fixed number of steps; pixels that end at the same point form one object."]
