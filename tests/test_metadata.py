@@ -59,3 +59,52 @@ def test_bioio_fallback_png(tmp_path):
     (tmp_path / "bad.zarr").mkdir()
     (tmp_path / "bad.zarr" / ".zattrs").write_text(json.dumps({"multiscales": [{"datasets": []}]}))
     assert voxel_size(tmp_path / "bad.zarr") is None
+
+
+def test_png_and_jpeg_have_no_voxel_size_and_never_ask_bioio(tmp_path, monkeypatch, small_image):
+    """bioio's plugin scan cost ~1 s per file; a folder of PNGs must not pay it, in the CLI either."""
+    import sys
+    import types
+
+    from skimage.io import imsave
+
+    from napari_tower.cli import main
+
+    asked = []
+
+    class NoBioio(types.ModuleType):
+        def __getattr__(self, name):  # any use of bioio is recorded; voxel_size would swallow an error
+            asked.append(name)
+            raise AttributeError(name)
+
+    monkeypatch.setitem(sys.modules, "bioio", NoBioio("bioio"))
+    folder = tmp_path / "pngs"
+    folder.mkdir()
+    img = (small_image[0] / small_image[0].max() * 255).astype(np.uint8)
+    for name in ("a.png", "b.png", "c.jpg"):
+        imsave(folder / name, img, check_contrast=False)
+        assert voxel_size(folder / name) is None
+    assert main(["segment", str(folder), "-o", str(tmp_path / "out"), "--device", "cpu"]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.tif", "b.tif", "c.tif"]
+    assert asked == []
+
+
+def test_other_formats_still_go_to_bioio(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    seen = []
+
+    class Sizes:
+        Z, Y, X = 2.0, 0.5, 0.5
+
+    class FakeImage:
+        def __init__(self, path, **kwargs):
+            seen.append(kwargs)
+            self.physical_pixel_sizes = Sizes()
+
+    monkeypatch.setitem(sys.modules, "bioio", types.SimpleNamespace(BioImage=FakeImage))
+    p = tmp_path / "scan.czi"
+    p.write_bytes(b"")
+    assert voxel_size(p) == pytest.approx((2.0, 0.5, 0.5))
+    assert seen == [{"use_plugin_cache": True}]  # plugins discovered once per process, not per file

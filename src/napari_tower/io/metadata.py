@@ -1,9 +1,11 @@
 """Voxel size (Z, Y, X) from an image file's metadata.
 
-ImageJ hyperstack TIFF, OME-TIFF, OME-Zarr (NGFF 0.4 and 0.5) and plain zarr are read
-directly (no pixel data is touched); anything else goes through bioio's
-``physical_pixel_sizes``. Sizes are in the file's own unit (usually micrometres); ``None``
-when the file says nothing about its voxel size.
+Each format goes to the cheapest reader that knows it: tifffile for ImageJ hyperstack TIFF
+and OME-TIFF, the group's JSON attributes for OME-Zarr (NGFF 0.4 and 0.5) and plain zarr,
+nothing at all for PNG/JPEG/BMP/GIF (they have no voxel size), and bioio's
+``physical_pixel_sizes`` only for the formats left (CZI, ND2, LIF, ...). bioio's plugin
+discovery costs about a second per call, so it runs once per process. Sizes are in the
+file's own unit (usually micrometres); ``None`` when the file says nothing about its voxel size.
 """
 from __future__ import annotations
 
@@ -12,6 +14,9 @@ import re
 from pathlib import Path
 
 VoxelSize = tuple[float, float, float]
+
+# formats that store no physical pixel size (PNG's pHYs is print dpi, not a microscope's)
+NO_VOXEL_SIZE = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
 
 
 def _positive(v) -> float | None:
@@ -131,7 +136,9 @@ def _zarr_voxel_size(path: Path) -> VoxelSize | None:
 def _bioio_voxel_size(path: Path) -> VoxelSize | None:
     from bioio import BioImage
 
-    pps = BioImage(path).physical_pixel_sizes
+    # bioio scans its installed plugins on every BioImage() by default; its module-level cache
+    # makes that once per process
+    pps = BioImage(path, use_plugin_cache=True).physical_pixel_sizes
     z, y, x = (_positive(v) for v in (pps.Z, pps.Y, pps.X))
     if y is None and x is None and z is None:
         return None
@@ -143,7 +150,8 @@ def voxel_size(path) -> VoxelSize | None:
 
     Sources, in order: OME-XML ``PhysicalSizeZ/Y/X`` (OME-TIFF); ImageJ hyperstack TIFF
     (``spacing`` for Z, X/YResolution tags for Y/X); OME-Zarr ``multiscales`` scale of dataset
-    0 (NGFF 0.4 and 0.5); bioio's ``physical_pixel_sizes`` for other formats. A missing axis
+    0 (NGFF 0.4 and 0.5); none for PNG/JPEG/BMP/GIF; bioio's ``physical_pixel_sizes`` for
+    other formats. A missing axis
     Z (a 2D image, or a stack whose file names only the pixel size) takes the Y size: a stack
     is assumed isotropic unless its file says otherwise. Unreadable files give ``None`` rather than an error:
     the voxel size is a hint, reading the pixels reports real problems.
@@ -155,6 +163,8 @@ def voxel_size(path) -> VoxelSize | None:
             return _zarr_voxel_size(path)
         if suffix in (".tif", ".tiff"):
             return _tiff_voxel_size(path)
+        if suffix in NO_VOXEL_SIZE:
+            return None
         return _bioio_voxel_size(path)
     except Exception:  # readers raise many kinds for foreign files; the size is optional
         return None
