@@ -109,22 +109,30 @@ def _split_nonconvex(center: np.ndarray, mask: np.ndarray, depth: float, fine_de
     """
     from skimage.measure import regionprops
 
-    basins = _basins(center, mask)
-    if basins[1] is None:
-        return basins[0]
-    coarse, fine = _merged(*basins, depth), _merged(*basins, fine_depth)
-    # coarse objects holding more than one fine object: the only ones a finer split changes
-    inside = coarse > 0
-    ids = np.arange(int(coarse.max()) + 1)
-    several = np.asarray(ndi.maximum(fine, coarse, ids)) != np.asarray(ndi.minimum(fine, coarse, ids))
-    split = np.zeros_like(several)
-    for r in regionprops(coarse):
-        if several[r.label] and r.solidity < solidity:  # solidity (a convex hull) only where it matters
+    labels, peak, pairs, passes = _basins(center, mask)
+    if peak is None:
+        return labels
+    # both splits merge the same basins, so which coarse objects hold several fine ones is
+    # known from the basins alone (thousands), without a pass over the pixels per object
+    coarse, fine = _merge_lut(peak, pairs, passes, depth), _merge_lut(peak, pairs, passes, fine_depth)
+    lo = np.full(len(coarse), len(coarse), np.int64)
+    hi = np.zeros(len(coarse), np.int64)
+    np.minimum.at(lo, coarse[1:], fine[1:])
+    np.maximum.at(hi, coarse[1:], fine[1:])
+    several = hi > lo
+    if not several.any():
+        return coarse[labels]
+    coarse_labels = coarse[labels]
+    split = np.zeros(len(coarse), bool)
+    # solidity (a convex hull) only for the objects a finer split would change
+    for r in regionprops(np.where(several[coarse_labels], coarse_labels, 0)):
+        if r.solidity < solidity:
             split[r.label] = True
     if not split.any():
-        return coarse
-    use_fine = split[coarse]
-    return np.where(use_fine, fine + int(coarse.max()), coarse) * inside
+        return coarse_labels
+    out = np.where(split[coarse], fine + int(coarse.max()), coarse).astype(np.int32)
+    out[0] = 0
+    return out[labels]
 
 
 def _basins(center: np.ndarray, mask: np.ndarray, sigma: float = 1.0):
@@ -144,6 +152,11 @@ def _basins(center: np.ndarray, mask: np.ndarray, sigma: float = 1.0):
 
 def _merged(labels: np.ndarray, peak: np.ndarray, pairs: np.ndarray, passes: np.ndarray, depth: float) -> np.ndarray:
     """Basins merged where the lower peak stands less than ``depth`` above their pass."""
+    return _merge_lut(peak, pairs, passes, depth)[labels]
+
+
+def _merge_lut(peak: np.ndarray, pairs: np.ndarray, passes: np.ndarray, depth: float) -> np.ndarray:
+    """Basin id -> id of the basin it is merged into (``_merged``'s lookup table; 0 stays 0)."""
     n = len(peak) - 1
     parent = np.arange(n + 1)
 
@@ -161,8 +174,7 @@ def _merged(labels: np.ndarray, peak: np.ndarray, pairs: np.ndarray, passes: np.
             if peak[a] < peak[b]:
                 a, b = b, a
             parent[b] = a
-    lut = np.array([root(i) for i in range(n + 1)], np.int32)
-    return lut[labels]
+    return np.array([root(i) for i in range(n + 1)], np.int32)
 
 
 def _passes(labels: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -190,7 +202,11 @@ def _passes(labels: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def relabel_sequential(labels: np.ndarray) -> np.ndarray:
-    ids = np.unique(labels)
+    top = int(labels.max(initial=0))
+    if 0 <= top <= 4 * labels.size and int(labels.min(initial=0)) >= 0:
+        ids = np.flatnonzero(np.bincount(labels.ravel()))  # a count per id: cheaper than unique's sort or hash
+    else:  # sparse or negative ids (user annotations)
+        ids = np.unique(labels)
     ids = ids[ids > 0]
     if ids.size == 0:
         return np.zeros(labels.shape, np.int32)
