@@ -4,10 +4,7 @@ The compute core (this package minus ``_widgets``) never imports Qt or napari.
 """
 from __future__ import annotations
 
-try:
-    from ._version import version as __version__
-except ImportError:  # running from a source tree that was never built
-    __version__ = "0.0.0+unknown"
+from .versioning import __version__
 
 from .api import (
     TowerModel, choose_model, export, export_iter, finetune, finetune_iter, list_models, load_model, pretrain, pretrain_iter, segment, segment_iter,

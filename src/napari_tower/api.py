@@ -1,6 +1,8 @@
-"""The public Python API: ``load_model``, ``segment``, ``segment_iter``, ``list_models``.
+"""The public Python API: ``load_model``, ``segment``, ``segment_to``, ``finetune``, ``export``...
 
-Nothing here imports Qt or napari; the widget, the CLI and notebooks all call these.
+Nothing here imports Qt or napari; the widget, the CLI and notebooks all call these. The work
+itself lives one layer down (``pipeline.py``, ``predict/``, ``blocks/``, ``train/``, ``ssl/``,
+``sharing/``); nothing below imports this module back.
 """
 from __future__ import annotations
 
@@ -9,60 +11,18 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
-import torch
 
-from pydantic import ValidationError
-
-from .config import PredictConfig
 from .errors import InputError
-from .model.network import TowerNet, fold_batchnorm
-from .model.weights import available_models, load_network, resolve_device, resolve_model_dir
+from .pipeline import ModelCache, Segmented, segment_to_iter
 from .predict import segment as _segment
-from .predict.tiling import predict_maps as _predict_maps
+from .predict.tower_model import TowerModel, list_models, pick_model, predict_config
+from .predict.tower_model import choose_model as _choose_model
+from .predict.tower_model import load_model as _load_model
 from .progress import Progress, run_to_end
 
-
-class TowerModel:
-    """A loaded network on a device, with the card it was saved with.
-
-    Attributes
-    ----------
-    net : TowerNet
-        The network, in eval mode, BatchNorm folded into the convolutions (inference only;
-        train from ``napari_tower.finetune`` with this model's directory as the base).
-    card : dict
-        Architecture, training record, metrics and post-processing defaults.
-    device : torch.device
-    path : pathlib.Path
-        The model directory it was read from.
-    """
-
-    def __init__(self, net: TowerNet, card: dict, device: torch.device, path: Path | None = None):
-        self.net = fold_batchnorm(net).to(device).to(memory_format=torch.channels_last)
-        self.card = card
-        self.device = device
-        self.path = path
-
-    @property
-    def name(self) -> str:
-        return self.card.get("name", self.path.name if self.path else "model")
-
-    def postprocess_defaults(self) -> dict:
-        return dict(self.card.get("postprocess", {}))
-
-    def predict_maps(
-        self, image: np.ndarray, tile: int = 1024, overlap: int = 64, precision: str = "auto", should_stop=None
-    ) -> np.ndarray:
-        """Probability maps (foreground, boundary, centerness) for a normalised 2D image."""
-        return _predict_maps(self.net, image, self.device, tile, overlap, precision, self.net.cfg.divisor, should_stop)
-
-    def __repr__(self) -> str:
-        return f"TowerModel({self.name!r}, device={self.device})"
-
-
-def list_models() -> dict[str, Path]:
-    """Names of the bundled and saved user models, with their directories."""
-    return available_models()
+__all__ = ["ModelCache", "Segmented", "TowerModel", "choose_model", "cluster_client", "list_models", "load_model",
+           "predict_config", "segment", "segment_iter", "segment_to", "segment_to_iter", "segment_blocks", "segment_blocks_iter",
+           "track", "finetune", "finetune_iter", "pretrain", "pretrain_iter", "export", "export_iter"]
 
 
 def load_model(model: str | os.PathLike | TowerModel = "default", device: str = "auto") -> TowerModel:
@@ -84,11 +44,7 @@ def load_model(model: str | os.PathLike | TowerModel = "default", device: str = 
         Unknown name, missing or corrupt weights (sha256 mismatch), unavailable device, or a zip
         that napari-tower did not make (e.g. a bioimage.io package from another tool).
     """
-    if isinstance(model, TowerModel):
-        return model
-    path = resolve_model_dir(model)
-    net, card = load_network(path)
-    return TowerModel(net, card, resolve_device(device), path)
+    return _load_model(model, device)
 
 
 def choose_model(image, axes: str | None = None) -> str:
@@ -98,33 +54,34 @@ def choose_model(image, axes: str | None = None) -> str:
     channel with a dark background, ``"default"`` (the general model) for stains,
     brightfield and Z stacks. Decided once per image from a sample of its planes.
     """
-    from .io.lazy import LazyImage
-    from .model.choice import choose_model as _choose
-    from .predict.axes import as_array, check_axes, guess_axes
-
-    data = image if isinstance(image, LazyImage) else as_array(image)
-    axes = axes or getattr(data, "axes", None) or guess_axes(tuple(data.shape))
-    return _choose(data, check_axes(tuple(data.shape), axes))
+    return _choose_model(image, axes)
 
 
-def _pick(model, image, axes):
-    from .model.choice import AUTO
+def cluster_client(scheduler: str | None = None, scheduler_file: str | None = None, workers: int | None = None):
+    """A context manager giving a ``distributed.Client`` (a scheduler address, its JSON file, or
+    ``workers`` local processes), closed on exit; None when none is given. Pass it as ``client=``."""
+    from .blocks.cluster import cluster_client as _cluster_client
 
-    return choose_model(image, axes) if isinstance(model, str) and model == AUTO else model
+    return _cluster_client(scheduler, scheduler_file, workers)
 
 
-def _config(model: TowerModel, **overrides) -> PredictConfig:
-    values = model.postprocess_defaults()
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    try:
-        cfg = PredictConfig(**values)
-    except ValidationError as e:
-        problems = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
-        raise InputError(f"invalid option: {problems}") from None
-    if cfg.method == "flows" and model.net.cfg.seg_channels < 5:
-        raise InputError(f"model {model.name!r} predicts no flows: use method 'watershed', or a model "
-                         "fine-tuned or trained with this version")
-    return cfg
+def segment_to(source, output=None, model="auto", device: str = "auto", axes: str | None = None,
+               **options) -> Segmented:
+    """Segment a file or an array and write its labels: the one path from reading to written labels.
+
+    It reads the file's axes and voxel size, picks the model under ``"auto"``, segments the image
+    whole (labels to ``OUTPUT/<name>.tif``) or block by block (``OUTPUT/<name>.ome.zarr``; zarr
+    inputs, dask arrays, inputs over 512 MiB, ``output_format="zarr"`` or a ``client``), and links
+    movies through time with ``track=True``. See :func:`napari_tower.pipeline.segment_to_iter`
+    for every option; :func:`segment_to_iter` is the same as a generator of Progress.
+
+    Returns
+    -------
+    Segmented
+        The labels (in memory, or lazily opened from the OME-Zarr), the written path, the
+        number of objects where known, and the model's name.
+    """
+    return run_to_end(segment_to_iter(source, output, model, device, axes, **options))
 
 
 def segment_iter(
@@ -140,8 +97,8 @@ def segment_iter(
     The final report carries the labels in ``result``. ``should_stop`` is polled between
     planes; when it returns True, :class:`~napari_tower.errors.Cancelled` is raised.
     """
-    m = load_model(_pick(model, image, axes), device)
-    cfg = _config(m, **options)
+    m = load_model(pick_model(model, image, axes), device)
+    cfg = predict_config(m, **options)
     yield from _segment.segment_iter(m, image, axes, cfg, should_stop)
 
 
@@ -213,29 +170,10 @@ def segment_blocks_iter(
     **options,
 ) -> Iterator[Progress]:
     """Like :func:`segment_blocks`, as a generator of Progress (one report per block)."""
-    import functools
+    from .pipeline import blocks_iter
 
-    from .blocks.run import segment_blocks_iter as _blocks_iter
-    from .io.lazy import LazyImage, as_lazy
-    from .io.omezarr import labels_target, register_labels
-
-    version = "0.4"
-    if labels_group is not None:
-        source = image.path if isinstance(image, LazyImage) else image
-        if not isinstance(source, (str, os.PathLike)):
-            raise InputError("labels_group= writes into an OME-Zarr input: pass the image as its path")
-        output, version = labels_target(source, labels_group)
-    lazy = as_lazy(image, axes)
-    m = load_model(_pick(model, lazy, axes), device)
-    cfg = _config(m, **options)
-    # on a cluster each worker loads the model once, on its own device ("auto": its GPU if it has one)
-    ref = m if client is None else functools.partial(load_model, str(m.path), device)
-    for p in _blocks_iter(ref, lazy, output, cfg, axes=axes, block_shape=block_size, halo=halo,
-                          client=client, resume=resume, should_stop=should_stop, skip_below=skip_below,
-                          ngff_version=version):
-        if p.result is not None and labels_group is not None:
-            register_labels(source, labels_group, version)
-        yield p
+    yield from blocks_iter(image, output, model, device, axes, client, block_size, halo, resume, should_stop,
+                           skip_below, labels_group, **options)
 
 
 def segment_blocks(image, output: str | os.PathLike, model="auto", device: str = "auto", axes: str | None = None,

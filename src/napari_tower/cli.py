@@ -61,166 +61,57 @@ class StderrProgress:
 
 
 def cmd_segment(args) -> int:
-    from .api import _config, choose_model, load_model, segment_iter
+    from .api import ModelCache, cluster_client, predict_config, segment_to_iter
     from .errors import TowerError
-    from .io.files import output_stem, read_image, write_labels
-    from .io.metadata import voxel_size
-    from .model.choice import AUTO, FLUORESCENCE, GENERAL
     from .progress import run_to_end
 
-    auto = args.model == AUTO
-    loaded: dict = {}
-
-    def model_for(image=None, axes=None):
-        """The model for one input: with --model auto, the bundled one that suits it."""
-        name = (choose_model(image, axes) if image is not None else GENERAL) if auto else args.model
-        if name not in loaded:
-            loaded[name] = load_model(name, args.device)
-        return loaded[name]
-
-    try:
-        model = model_for()
-        if auto:  # both bundled models load up front, so that a broken install fails here, once
-            loaded[FLUORESCENCE] = load_model(FLUORESCENCE, args.device)
+    models = ModelCache(args.device)
+    options = dict(prob_threshold=args.prob_threshold, seed_threshold=args.seed_threshold, split_depth=args.split_depth,
+                   nonconvex_split_depth=args.nonconvex_split_depth, min_size=args.min_size, tile=args.tile,
+                   scale=args.scale, method=args.method, tta=args.tta or None, z_assembly=args.z_assembly,
+                   views_3d=args.views_3d)
+    try:  # a bad model or unusable options are one error for the whole run, not one per file
+        predict_config(models.preload(args.model), **options)
     except TowerError as e:
         _err(str(e))
         return 2
-
-    def used(m) -> str:
-        return f", model {m.name}" if auto else ""
-
     files = expand_inputs(args.inputs)
     if not files:
         _err("no input images found")
         return 2
-    options = dict(prob_threshold=args.prob_threshold, seed_threshold=args.seed_threshold, split_depth=args.split_depth,
-                   nonconvex_split_depth=args.nonconvex_split_depth, min_size=args.min_size, tile=args.tile, scale=args.scale,
-                   method=args.method,
-                   tta=args.tta or None, z_assembly=args.z_assembly, views_3d=args.views_3d,
-                   voxel_size=tuple(args.voxel_size) if args.voxel_size else None, track=args.track or None)
-    try:  # unusable options are one error for the whole run, not one per file
-        _config(model, **options)
-    except TowerError as e:
+    failed = 0
+    try:
+        with cluster_client(args.scheduler, args.scheduler_file, args.workers) as client:
+            for i, f in enumerate(files, 1):
+                bar = StderrProgress(f"[{i}/{len(files)}] {f.name}:")
+                t0 = time.monotonic()
+                try:
+                    done = run_to_end(segment_to_iter(
+                        f, args.output, args.model, args.device, args.axes, output_format=args.output_format,
+                        client=client, block_size=args.block_size, halo=args.halo, resume=args.resume,
+                        labels_group=args.labels_group, track=args.track, voxel_size=args.voxel_size,
+                        models=models, **options), bar)
+                except (TowerError, ValueError) as e:
+                    bar.close()
+                    failed += 1
+                    _err(str(e) if str(f) in str(e) else f"{f}: {e}")
+                    continue
+                except MemoryError:
+                    bar.close()
+                    failed += 1
+                    _err(f"{f}: out of memory (try a smaller --tile)")
+                    continue
+                bar.close()
+                count = "" if done.objects is None else f"{done.objects} objects "
+                used = f", model {done.model}" if args.model == "auto" else ""
+                print(f"[{i}/{len(files)}] {f.name}: {count}-> {done.path} ({time.monotonic() - t0:.1f}s{used})",
+                      file=sys.stderr, flush=True)
+    except TowerError as e:  # the cluster could not be reached
         _err(str(e))
         return 2
-    try:
-        client = _client(args)
-    except Exception as e:  # an unreachable scheduler is one clear line
-        _err(f"cannot reach the dask cluster: {e}")
-        return 2
-    failed = 0
-    for i, f in enumerate(files, 1):
-        bar = StderrProgress(f"[{i}/{len(files)}] {f.name}:")
-        try:
-            t0 = time.monotonic()
-            lazy = _blockwise(f, args, client)
-            if lazy is not None:  # zarr input, large input, zarr output or a cluster: block by block
-                from .api import segment_blocks_iter
-
-                model = model_for(lazy, args.axes or lazy.axes)
-                out = run_to_end(segment_blocks_iter(
-                    lazy, Path(args.output) / f"{output_stem(f)}.ome.zarr", model, args.device, args.axes or lazy.axes,
-                    client=client, block_size=args.block_size, halo=args.halo, resume=args.resume,
-                    labels_group=args.labels_group,
-                    **_with_voxel_size(options, lazy.voxel_size)), bar)
-                bar.close()
-                print(f"[{i}/{len(files)}] {f.name}: -> {out} ({time.monotonic() - t0:.1f}s{used(model)})",
-                      file=sys.stderr, flush=True)
-                continue
-            image, axes = read_image(f)
-            axes = args.axes or axes or ("TYX" if args.track and image.ndim == 3 else None)
-            model = model_for(image, axes)
-            labels = run_to_end(segment_iter(image, model, axes=axes, **_with_voxel_size(
-                {**options, "track": None}, voxel_size(f))), bar)
-            if args.track:
-                labels = _write_tracks(labels, axes, Path(args.output) / f"{output_stem(f)}_tracks.csv")
-            out = write_labels(Path(args.output) / f"{output_stem(f)}.tif", labels)
-            bar.close()
-            n = int(labels.max())
-            print(f"[{i}/{len(files)}] {f.name}: {n} objects -> {out} ({time.monotonic() - t0:.1f}s{used(model)})",
-                  file=sys.stderr, flush=True)
-        except (TowerError, ValueError) as e:
-            bar.close()
-            failed += 1
-            _err(str(e) if str(f) in str(e) else f"{f}: {e}")
-        except MemoryError:
-            bar.close()
-            failed += 1
-            _err(f"{f}: out of memory (try a smaller --tile)")
-    if client is not None:
-        cluster = getattr(client, "_tower_cluster", None)
-        client.close()
-        if cluster is not None:
-            cluster.close()
     if failed:
         _err(f"{failed} of {len(files)} inputs failed")
     return 1 if failed else 0
-
-
-def _write_tracks(labels, axes: str | None, path: Path):
-    """Link a movie's labels through time and write one row per object and frame with its parent."""
-    from .errors import InputError
-    from .predict.tracking import track, tracks_data
-
-    if not (axes or "").upper().startswith("T"):
-        raise InputError("--track needs a time axis: pass --axes TYX or TZYX")
-    labels, graph = track(labels)
-    rows = tracks_data(labels)
-    cols = ["track_id", "t"] + (["z"] if labels.ndim == 4 else []) + ["y", "x"]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        fh.write(",".join(cols + ["parent"]) + "\n")
-        for r in rows:
-            parent = graph.get(int(r[0]), [0])[0]
-            fh.write(",".join([str(int(r[0])), str(int(r[1]))] + [f"{v:.2f}" for v in r[2:]] + [str(parent)]) + "\n")
-    return labels
-
-
-def _with_voxel_size(options: dict, from_file) -> dict:
-    """--voxel-size wins; else the file's own (ImageJ, OME, OME-Zarr metadata), if it has one."""
-    if options.get("voxel_size") is None and from_file is not None:
-        return {**options, "voxel_size": tuple(from_file)}
-    return options
-
-
-def _client(args):
-    """A dask.distributed client for --scheduler / --scheduler-file / --workers, else None."""
-    if not (args.scheduler or args.scheduler_file or args.workers):
-        return None
-    from distributed import Client, LocalCluster
-
-    if args.scheduler or args.scheduler_file:
-        return Client(args.scheduler, scheduler_file=args.scheduler_file, timeout="30s")
-    cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None)
-    client = Client(cluster)
-    client._tower_cluster = cluster  # closed with the client
-    return client
-
-
-def _blockwise(path: Path, args, client):
-    """The lazily opened input when it goes block by block (see ``--output-format``), else None."""
-    from .errors import InputError
-    from .io.lazy import LARGE_BYTES, is_zarr, open_lazy
-
-    zarr_in = is_zarr(path)
-    if args.labels_group:
-        if not zarr_in:
-            raise InputError(f"{path}: --labels-group writes into an OME-Zarr input, and this is not one")
-        return open_lazy(path)
-    if args.output_format == "tif" and client is None:
-        return None
-    if args.output_format == "zarr" or zarr_in or client is not None:
-        return open_lazy(path)
-    if path.suffix.lower() in (".tif", ".tiff"):
-        import tifffile
-
-        try:  # the size from the header; a file tifffile cannot parse is read_image's to report
-            with tifffile.TiffFile(path) as tf:
-                nbytes = tf.series[0].size * tf.series[0].dtype.itemsize
-        except Exception:
-            return None
-        return open_lazy(path) if nbytes > LARGE_BYTES else None
-    return None
 
 
 def _read_pairs(images: list[str], labels: list[str]):
@@ -344,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="napari-tower",
         description="TOWER nuclei segmentation, headless. Progress is printed to stderr.",
     )
-    from . import __version__
+    from .versioning import __version__
 
     ap.add_argument("--version", action="version", version=f"napari-tower {__version__}")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")

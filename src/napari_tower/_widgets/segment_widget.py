@@ -1,20 +1,17 @@
 """Dock widget "Segment with TOWER": thin Qt shell over ``napari_tower.api``."""
 from __future__ import annotations
 
-import tempfile
 import threading
 from pathlib import Path
 
-import numpy as np
 
 from magicgui.widgets import (
     CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, Label, LineEdit, ProgressBar, PushButton, SpinBox,
 )
 
-from ..api import TowerModel, choose_model, list_models, load_model, segment_iter
+from ..api import ModelCache, list_models, segment_to_iter
 from ..model.choice import AUTO, GENERAL
 from ..config import PostprocessConfig
-from ..progress import Progress
 from ._common import Reporting, error_message
 from ._layers import write_labels_layer, write_tracks_layer
 
@@ -110,7 +107,7 @@ class SegmentWidget(Reporting, Container):
         self._cancel.changed.connect(self.cancel)
         self._stop = threading.Event()
         self._worker = None
-        self._cached: TowerModel | None = None
+        self._models = ModelCache("auto")
         self.last_error: str | None = None
         layers = self.viewer.layers.events
         for ev in (layers.inserted, layers.removed, layers.reordered):
@@ -174,14 +171,11 @@ class SegmentWidget(Reporting, Container):
             return Path(folder)
         return self._model.value
 
-    def _get_model(self, src) -> TowerModel:
-        device = self._device.value
-        c = self._cached
-        if c is not None and c.path is not None and str(device) in ("auto", c.device.type):
-            if Path(src) == c.path or src == c.path.name:
-                return c
-        self._cached = load_model(src, device)
-        return self._cached
+    def _models_for(self, device: str) -> ModelCache:
+        """Models stay loaded between runs on the same device setting."""
+        if self._models.device != device:
+            self._models = ModelCache(device)
+        return self._models
 
     def _set_running(self, running: bool):
         self._run.enabled = not running
@@ -203,15 +197,12 @@ class SegmentWidget(Reporting, Container):
             self._report(str(e))
             return None
         z_assembly, views_3d = self._z_assembly.value
-        options = dict(prob_threshold=self._prob.value, split_depth=self._split.value, min_size=self._min_size.value, scale=_scale_value(self._scale.value), tta=self._tta.value,
-                       method=self._method.value, z_assembly=z_assembly, views_3d=views_3d, voxel_size=voxel_size)
+        options = dict(prob_threshold=self._prob.value, split_depth=self._split.value, min_size=self._min_size.value,
+                       scale=_scale_value(self._scale.value), tta=self._tta.value, method=self._method.value,
+                       z_assembly=z_assembly, views_3d=views_3d)
         track = bool(self._track.value and axes and axes.startswith("T"))
         self._stop.clear()
         self.last_error = None
-
-        # a dask- or zarr-backed layer (e.g. from napari-ome-zarr) is never read whole: it goes
-        # block by block into an OME-Zarr beside the system's temp files, shown lazily
-        lazy = not isinstance(data, np.ndarray)
 
         src = self._model_source()
         if src == AUTO:  # untouched fields follow the chosen model's card
@@ -219,30 +210,17 @@ class SegmentWidget(Reporting, Container):
 
         def work():
             yield "loading model"
-            model = self._get_model(choose_model(data, axes) if src == AUTO else src)
-            yield f"model {model.name}"
-            labels = None
-            if lazy:
-                from ..api import segment_blocks_iter
-                from ..io.omezarr import open_labels
-
-                out = Path(tempfile.mkdtemp(prefix="napari-tower-")) / "labels.ome.zarr"
-                for p in segment_blocks_iter(data, out, model, axes=axes, should_stop=self._stop.is_set, **options):
-                    if p.result is not None:
-                        labels = open_labels(p.result)
-                        p = Progress(p.step, p.total, p.message)
-                    yield p
-                return labels
-            for p in segment_iter(data, model, axes=axes, should_stop=self._stop.is_set, **options):
+            done = None
+            # a dask- or zarr-backed layer (e.g. from napari-ome-zarr) is never read whole: the
+            # API sends it block by block into an OME-Zarr beside the system's temp files
+            for p in segment_to_iter(data, None, src, axes=axes, track=track, voxel_size=voxel_size,
+                                     should_stop=self._stop.is_set, models=self._models_for(self._device.value),
+                                     **options):
                 if p.result is not None:
-                    labels = p.result
+                    done = p.result
+                    continue
                 yield p
-            if track and labels is not None:
-                from ..api import track as link
-
-                yield "linking objects through time"
-                return link(labels)
-            return labels
+            return done
 
         worker = create_worker(
             work,
@@ -273,17 +251,14 @@ class SegmentWidget(Reporting, Container):
         self._progress.value = p.step
         self._status.value = p.message
 
-    def _on_done(self, layer, labels):
-        if labels is None:
+    def _on_done(self, layer, done):
+        if done is None:
             return
-        graph = None
-        if isinstance(labels, tuple):  # linked through time
-            labels, graph = labels
-        out = write_labels_layer(self.viewer, layer, labels)
-        if graph is not None:
-            write_tracks_layer(self.viewer, layer, labels, graph)
-        if isinstance(labels, np.ndarray):
-            self._status.value = f"{int(labels.max())} objects -> {out.name}"
+        out = write_labels_layer(self.viewer, layer, done.labels)
+        if done.graph is not None:
+            write_tracks_layer(self.viewer, layer, done.labels, done.graph)
+        if done.objects is not None:
+            self._status.value = f"{done.objects} objects -> {out.name}"
         else:  # lazy OME-Zarr labels: counting would read them all
             self._status.value = f"done -> {out.name} (OME-Zarr, loaded lazily)"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..predict.axes import VALID
+from .axes import VALID
 
 TIFF = {".tif", ".tiff"}
 PLAIN = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
@@ -80,15 +80,28 @@ def read_image(path: str | Path) -> tuple[np.ndarray, str | None]:
         raise InputError(f"{path}: cannot read as an image ({SUPPORTED_HINT}): {msg}") from None
 
 
+def _atomic(path: Path, write) -> Path:
+    """``write(tmp)`` into ``<path>.part``, then rename: a final name only ever holds a whole file.
+    A failed write (a full disk, say) removes its ``.part`` and raises."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    try:
+        write(tmp)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
 def write_labels(path: str | Path, labels: np.ndarray) -> Path:
     import tifffile
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    tifffile.imwrite(tmp, labels, compression="zlib")
-    tmp.replace(path)
-    return path
+    return _atomic(Path(path), lambda tmp: tifffile.imwrite(tmp, labels, compression="zlib"))
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    return _atomic(Path(path), lambda tmp: tmp.write_text(text))
 
 
 def output_stem(path: Path) -> str:

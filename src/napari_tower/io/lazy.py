@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..predict.axes import VALID
+from .axes import VALID
 from .metadata import ngff_axes, ngff_multiscales, voxel_size
 
 # inputs above this many bytes are segmented block by block with streamed output

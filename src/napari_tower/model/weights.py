@@ -76,7 +76,7 @@ def resolve_model_dir(model: str | os.PathLike) -> Path:
 
 def unpack_zip(zip_path: Path) -> tuple[Path, str]:
     """A model zip (napari-tower's or an exported bioimage.io package) unpacked to a cache folder."""
-    from ..sharing.archive import unpack_model_zip
+    from .archive import unpack_model_zip
 
     return unpack_model_zip(zip_path, user_models_dir().parent / "unpacked")
 

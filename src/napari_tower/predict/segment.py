@@ -19,7 +19,10 @@ from ..errors import Cancelled
 from ..io.normalize import percentile_normalize, to_single_channel
 from ..progress import Progress
 from .axes import as_array, check_axes, guess_axes, leading_shape
-from .postprocess import instances_from_maps, median_area_diameter, object_areas, smallest_dtype, stitch_planes
+from .object_size import auto_scale_for, median_diameter  # noqa: F401 (median_diameter: long-standing name here)
+from .postprocess import instances_from_maps, smallest_dtype, stitch_planes
+
+FIRST_LOOK = 0.5  # scale of the measuring pass for models with an object_diameter
 
 
 def _resize(arr: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -28,21 +31,9 @@ def _resize(arr: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return torch.nn.functional.interpolate(t, size=shape, mode="bilinear", align_corners=False)[0].numpy()
 
 
-def median_diameter(labels: np.ndarray) -> float:
-    """Diameter of the circle with the median object area (0 when there are no objects)."""
-    return median_area_diameter(object_areas(labels))
-
-
 def scaled_shape(shape: tuple[int, ...], factor: float) -> tuple[int, ...]:
     """``shape`` resized by ``factor`` (at least 8 pixels a side, the network's smallest input)."""
     return tuple(max(8, round(n * factor)) for n in shape)
-
-
-# objects narrower than this (pixels) are upsampled under scale="auto": the network was
-# trained at dsb2018's scales, where small dense nuclei are the ones it merges
-AUTO_SMALL_DIAMETER = 14.0
-AUTO_TARGET_DIAMETER = 20.0
-AUTO_MAX_SCALE = 2.0
 
 
 def _labels_at(model, img: np.ndarray, scale: float, cfg: PredictConfig, should_stop) -> np.ndarray:
@@ -72,13 +63,6 @@ def rot90_maps(maps: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-def auto_scale_for(diameter: float) -> float:
-    """The resize factor ``scale="auto"`` uses for objects of this median diameter."""
-    if diameter <= 0 or diameter >= AUTO_SMALL_DIAMETER:
-        return 1.0
-    return float(min(AUTO_MAX_SCALE, AUTO_TARGET_DIAMETER / diameter))
-
-
 def plane_labels(model, plane: np.ndarray, rgb: bool, cfg: PredictConfig, should_stop=None) -> np.ndarray:
     img = to_single_channel(np.asarray(plane), rgb)
     if cfg.norm_range is None:
@@ -88,6 +72,16 @@ def plane_labels(model, plane: np.ndarray, rgb: bool, cfg: PredictConfig, should
         img = (img - np.float32(lo)) / np.float32(max(hi - lo, 1e-6))
     if cfg.scale != "auto":
         return _labels_at(model, img, cfg.scale, cfg, should_stop)
+    if cfg.object_diameter:
+        # whole cells range from 20 to 300 px across between microscopes: a first look at half
+        # size (where the model still sees cells of 40-600 px well enough to measure them),
+        # then one pass at the size the model was trained at
+        labels = _labels_at(model, img, FIRST_LOOK, cfg, should_stop)
+        d = median_diameter(labels)
+        if d <= 0:
+            return labels
+        scale = float(np.clip(cfg.object_diameter / d, 0.25, 2.0))
+        return labels if abs(np.log(scale / FIRST_LOOK)) < 0.15 else _labels_at(model, img, scale, cfg, should_stop)
     # like cellpose's size estimate: a first pass measures the objects, and only images
     # of small objects pay for a second, upsampled pass
     labels = _labels_at(model, img, 1.0, cfg, should_stop)

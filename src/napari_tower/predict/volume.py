@@ -25,7 +25,7 @@ from ..errors import Cancelled, InputError
 from ..io.normalize import to_single_channel
 from ..progress import Progress
 from .postprocess import _split_by_depth, relabel_sequential, remove_small, smallest_dtype
-from .segment import auto_scale_for  # the 2D rule for which objects are small enough to upsample
+from .object_size import auto_scale_for  # the 2D rule for which objects are small enough to upsample
 
 # (plane axis of the (Z, Y, X) volume, name, which 3D flow components the plane's (row, col) flows are)
 VIEWS = {"xy": (0, "XY", (1, 2)), "xz": (1, "XZ", (0, 2)), "yz": (2, "YZ", (0, 1))}

@@ -5,7 +5,7 @@ import json
 
 
 def documentation(card: dict, name: str, description: str, n_channels: int) -> str:
-    from .. import __version__
+    from ..versioning import __version__
 
     post = card.get("postprocess", {})
     method = post.get("method", "watershed")

@@ -5,7 +5,7 @@ whose architecture source (``tower_architecture.py``, made from ``model/network.
 inside the zip. Its output is the network's maps (probabilities, then flows); turning them
 into instances is napari-tower's post-processing, which the package's README describes.
 napari-tower itself reads the package back from the attached ``weights.safetensors`` and
-``card.json`` (see ``archive.py``), so importing never unpickles or runs TorchScript.
+``card.json`` (see ``model/archive.py``), so importing never unpickles or runs TorchScript.
 """
 from __future__ import annotations
 
@@ -154,7 +154,7 @@ def _axes(out: bool, divisor: int, n_channels: int) -> list[dict]:
 
 def _rdf(card: dict, files: dict[str, bytes], divisor: int, n_channels: int, authors: list[str],
          license: str, name: str, description: str) -> dict:
-    from .. import __version__
+    from ..versioning import __version__
 
     def f(name):
         return {"source": name, "sha256": _sha(files[name])}
@@ -243,9 +243,12 @@ def export_bioimageio_iter(model, path, image=None, authors: list[str] | None = 
             traced = torch.jit.trace(traced_net, x)
         out = traced(x).numpy()
     yield Progress(2, 4, "predicting the test output and cover")
-    from ..api import load_model, segment
+    from ..predict.segment import segment_iter
+    from ..predict.tower_model import load_model, predict_config
+    from ..progress import run_to_end
 
-    labels = segment(raw, load_model(src, device="cpu"), axes="YX")
+    model = load_model(src, device="cpu")
+    labels = run_to_end(segment_iter(model, raw, "YX", predict_config(model)))
     files: dict[str, bytes] = {}
     files["test_input.npy"] = _npy(raw[None, None])
     files["test_output.npy"] = _npy(out.astype(np.float32))
