@@ -20,7 +20,7 @@ from .predict.tower_model import choose_model as _choose_model
 from .predict.tower_model import load_model as _load_model
 from .progress import Progress, run_to_end
 
-__all__ = ["ModelCache", "Segmented", "TowerModel", "choose_model", "cluster_client", "list_models", "load_model",
+__all__ = ["ModelCache", "Segmented", "TowerModel", "choose_model", "cluster_client", "list_models", "load_model", "output_folder",
            "predict_config", "segment", "segment_iter", "segment_to", "segment_to_iter", "segment_blocks", "segment_blocks_iter",
            "track", "finetune", "finetune_iter", "pretrain", "pretrain_iter", "export", "export_iter"]
 
@@ -63,6 +63,14 @@ def cluster_client(scheduler: str | None = None, scheduler_file: str | None = No
     from .blocks.cluster import cluster_client as _cluster_client
 
     return _cluster_client(scheduler, scheduler_file, workers)
+
+
+def output_folder(path: str | os.PathLike) -> Path:
+    """Create the output folder, or raise :class:`~napari_tower.errors.OutputError` with one line
+    saying why it cannot be (a file in its path, no permission): check it once before a batch."""
+    from .io.output_errors import prepare_folder
+
+    return prepare_folder(path)
 
 
 def segment_to(source, output=None, model="auto", device: str = "auto", axes: str | None = None,

@@ -46,12 +46,14 @@ class StderrProgress:
         self.prefix = prefix
         self.tty = sys.stderr.isatty()
         self.last = 0.0
+        self.total = None
 
     def __call__(self, p) -> None:
         now = time.monotonic()
-        if p.total > 1 and p.step < p.total and now - self.last < 1.0:
+        # at most one line a second, but always the first of a new stage (e.g. "3 of 8 blocks already written")
+        if p.total > 1 and p.step < p.total and now - self.last < 1.0 and p.total == self.total:
             return
-        self.last = now
+        self.last, self.total = now, p.total
         line = f"{self.prefix} {p.message}" + (f" loss={p.loss:.4f}" if p.loss is not None else "")
         print(("\r" + line + "\033[K") if self.tty else line, end="" if self.tty else "\n", file=sys.stderr, flush=True)
 
@@ -61,8 +63,8 @@ class StderrProgress:
 
 
 def cmd_segment(args) -> int:
-    from .api import ModelCache, cluster_client, predict_config, segment_to_iter
-    from .errors import TowerError
+    from .api import ModelCache, cluster_client, output_folder, predict_config, segment_to_iter
+    from .errors import OutputError, TowerError
     from .progress import run_to_end
 
     models = ModelCache(args.device)
@@ -79,6 +81,12 @@ def cmd_segment(args) -> int:
     if not files:
         _err("no input images found")
         return 2
+    try:  # an output folder that cannot be made fails once, not once per input
+        if not args.labels_group:
+            output_folder(args.output)
+    except OutputError as e:
+        _err(str(e))
+        return 2
     failed = 0
     try:
         with cluster_client(args.scheduler, args.scheduler_file, args.workers) as client:
@@ -91,6 +99,12 @@ def cmd_segment(args) -> int:
                         client=client, block_size=args.block_size, halo=args.halo, resume=args.resume,
                         labels_group=args.labels_group, track=args.track, voxel_size=args.voxel_size,
                         models=models, **options), bar)
+                except OutputError as e:  # the next inputs would meet the same full or read-only disk
+                    bar.close()
+                    _err(str(e))
+                    if len(files) > i:
+                        _err(f"stopped before the other {len(files) - i} input(s)")
+                    return 1
                 except (TowerError, ValueError) as e:
                     bar.close()
                     failed += 1

@@ -15,3 +15,7 @@ class ModelError(TowerError):
 
 class Cancelled(TowerError):
     """A long operation was stopped on request."""
+
+
+class OutputError(TowerError):
+    """The output cannot be written (a file in the folder's path, no permission, a full disk)."""

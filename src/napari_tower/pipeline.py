@@ -139,11 +139,7 @@ def blocks_iter(image, output, model="auto", device: str = "auto", axes: str | N
         yield p
 
 
-def segment_to_iter(source, output=None, model="auto", device: str = "auto", axes: str | None = None, *,
-                    output_format: str | None = None, client=None, block_size=None, halo=None, resume: bool = False,
-                    labels_group: str | None = None, track: bool = False, voxel_size=None,
-                    should_stop: Callable[[], bool] | None = None, models: ModelCache | None = None,
-                    name: str | None = None, **options) -> Iterator[Progress]:
+def segment_to_iter(source, output=None, *args, **kwargs) -> Iterator[Progress]:
     """Segment ``source`` and write its labels; the last report's ``result`` is a :class:`Segmented`.
 
     Parameters
@@ -153,17 +149,61 @@ def segment_to_iter(source, output=None, model="auto", device: str = "auto", axe
     output : path, optional
         The folder for ``<name>.tif`` (whole image) or ``<name>.ome.zarr`` (block by block).
         None: a whole image stays in memory, a block-wise run goes to a new temporary folder.
+    model, device, axes
+        As for :func:`napari_tower.api.segment`.
     output_format : {None, "tif", "zarr"}
         None: zarr for zarr inputs, lazy arrays, a cluster and files over 512 MiB; tif otherwise.
+    client, block_size, halo, resume, labels_group
+        As for :func:`napari_tower.api.segment_blocks`.
     track : bool
         Movies: link objects through time (and write ``<name>_tracks.csv`` beside the labels).
     voxel_size : (z, y, x), optional
         Wins over the file's own metadata.
+    should_stop : callable, optional
+        Polled between planes and blocks; :class:`~napari_tower.errors.Cancelled` when it returns True.
     models : ModelCache, optional
         Reuse models across calls (a batch).
+    name : str, optional
+        The output's name (default: the input file's name without its extension, else "labels").
     **options
-        Everything :func:`napari_tower.api.segment` and :func:`napari_tower.api.segment_blocks` take.
+        Everything :func:`napari_tower.api.segment` takes.
+
+    Raises
+    ------
+    napari_tower.errors.InputError
+        The input cannot be read (the file, and the chunk where known, are named).
+    napari_tower.errors.OutputError
+        The output cannot be written: a file in the folder's path, no permission, a full disk
+        (a block-wise run keeps its finished blocks for ``resume=True``).
     """
+    from .io.output_errors import prepare_folder, write_error
+
+    if output is not None:
+        prepare_folder(output)
+    if kwargs.get("name") is None:
+        kwargs["name"] = output_stem(Path(source)) if isinstance(source, (str, os.PathLike)) else "labels"
+    try:
+        yield from _segment_to_iter(source, output, *args, **kwargs)
+    except OSError as e:
+        if output is None:
+            raise
+        out = Path(output)
+        if e.filename and not str(Path(e.filename).absolute()).startswith(str(out.absolute())):
+            raise InputError(f"{e.filename}: {e.strerror or e}") from None  # an input, not the output
+        parts = list(out.glob("*.ome.zarr.part"))
+        part = next((p for p in parts if e.filename and str(e.filename).startswith(str(p))), None) or (
+            parts[0] if len(parts) == 1 else None)
+        if part is not None:
+            done = len([m for m in (part / "_blocks").glob("*.npz") if ".tmp." not in m.name])
+            raise write_error(e, part.with_name(part.name[: -len(".part")]), done) from None
+        raise write_error(e, Path(e.filename) if e.filename else out / f"{kwargs['name']}.tif") from None
+
+
+def _segment_to_iter(source, output=None, model="auto", device: str = "auto", axes: str | None = None, *,
+                    output_format: str | None = None, client=None, block_size=None, halo=None, resume: bool = False,
+                    labels_group: str | None = None, track: bool = False, voxel_size=None,
+                    should_stop: Callable[[], bool] | None = None, models: ModelCache | None = None,
+                    name: str | None = None, **options) -> Iterator[Progress]:
     from .io.files import read_image, write_labels
     from .predict.segment import segment_iter
 
@@ -192,7 +232,7 @@ def segment_to_iter(source, output=None, model="auto", device: str = "auto", axe
                              labels_group=labels_group, models=models, voxel_size=voxel_size, **options):
             if p.result is not None:
                 out = p.result
-                p = Progress(p.step, p.total, p.message)
+                continue  # the final report below carries the result
             yield p
         yield Progress(1, 1, "done", result=Segmented(open_labels(out), Path(out), None, m.name))
         return
@@ -213,7 +253,7 @@ def segment_to_iter(source, output=None, model="auto", device: str = "auto", axe
     for p in segment_iter(m, image, axes, cfg, should_stop):
         if p.result is not None:
             labels = p.result
-            p = Progress(p.step, p.total, p.message)
+            continue  # the final report below carries the result
         yield p
     graph = tracks = None
     if track:

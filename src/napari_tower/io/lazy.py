@@ -37,11 +37,57 @@ class LazyImage:
         return int(np.prod(self.shape)) * np.dtype(self.data.dtype).itemsize
 
     def read(self, slices) -> np.ndarray:
-        """The pixels of one block as numpy (the only place pixels are read)."""
+        """The pixels of one block as numpy (the only place pixels are read).
+
+        Raises
+        ------
+        InputError
+            A chunk is corrupt or gone (e.g. a zstd or blosc decode error, a deleted file): the
+            message names the file and, for chunked data, the first chunk that failed.
+        """
+        try:
+            return self._read(slices)
+        except InputError:
+            raise
+        except Exception as e:  # noqa: BLE001 (codecs and stores raise RuntimeError, ValueError, OSError...)
+            where = self.path if self.path is not None else "the image"
+            chunk = self._bad_chunk(slices)
+            at = f" in chunk {chunk}" if chunk is not None else ""
+            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise InputError(f"{where}: cannot read the pixels{at}: {msg} (the file is damaged or was "
+                             "moved; re-export or restore it)") from None
+
+    def _read(self, slices) -> np.ndarray:
         block = self.data[tuple(slices)]
         if hasattr(block, "compute"):
             block = block.compute(scheduler="synchronous")  # inside a dask task: no nested scheduler
         return np.asarray(block)
+
+    def _bad_chunk(self, slices):
+        """The grid index of the first chunk under ``slices`` that fails to read, when the data is
+        chunked (dask); None otherwise. Read only after a failure, one chunk at a time."""
+        chunks = getattr(self.data, "chunks", None)
+        if not chunks or not isinstance(chunks[0], tuple):
+            return None
+        import itertools
+
+        edges = [np.concatenate([[0], np.cumsum(c)]) for c in chunks]
+        ranges = []
+        for ax, e in enumerate(edges):
+            sl = slices[ax] if ax < len(slices) else slice(None)
+            if isinstance(sl, (int, np.integer)):
+                start, stop = int(sl), int(sl) + 1
+            else:
+                start, stop, _ = sl.indices(int(e[-1]))
+            first = int(np.searchsorted(e, start, side="right")) - 1
+            last = int(np.searchsorted(e, max(stop - 1, start), side="right")) - 1
+            ranges.append(range(max(first, 0), min(last, len(e) - 2) + 1))
+        for idx in itertools.product(*ranges):
+            try:
+                self.data.blocks[idx].compute(scheduler="synchronous")
+            except Exception:  # noqa: BLE001
+                return idx
+        return None
 
     def __reduce__(self):
         if self.path is not None:  # workers re-open the file: metadata only crosses the wire
