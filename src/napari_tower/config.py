@@ -31,6 +31,9 @@ class PredictConfig(PostprocessConfig):
     scale: Literal["auto"] | float = Field(1.0, description="resize planes by this factor (0.25-4) before the "
                                          "network, or 'auto': upsample when the objects found are small; labels "
                                          "come back at the input's size")
+    object_diameter: float | None = Field(None, ge=4, le=1000, description="with scale 'auto': the object size "
+                                          "(pixels) the model was trained at; a first pass at half size measures the "
+                                          "objects and a second brings them to this size (the cells model)")
     tta: bool = Field(False, description="average the maps over the four 90-degree rotations (4x slower; "
                       "dense histology gains most)")
     stitch_threshold: float = Field(0.25, ge=0.0, le=1.0, description="IoU linking objects between z planes")

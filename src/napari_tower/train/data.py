@@ -19,6 +19,10 @@ class Sample:
     valid: np.ndarray | None = None  # (Y, X) bool; None = every pixel is annotated
     labels: np.ndarray | None = None  # instance labels, kept for validation scores
     group: str = ""
+    # long training only (train.sampling): the RGB image (3, Y, X) in [0, 1] for stain
+    # variation, and how often a whole-cell sample is rendered in another modality instead
+    rgb: np.ndarray | None = None
+    render: float = 0.0
 
 
 def make_sample(image: np.ndarray, labels: np.ndarray, rgb: bool, group: str = "") -> Sample:
