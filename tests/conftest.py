@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# exported networks (ONNX Runtime backend) are cached once per test session, not in the tester's cache
+os.environ.setdefault("NAPARI_TOWER_CACHE", tempfile.mkdtemp(prefix="napari-tower-test-cache-"))
 DSB = Path(os.environ.get("NAPARI_TOWER_DATA", REPO.parent / "shared" / "data")) / "dsb2018"
 
 

@@ -6,14 +6,25 @@ from __future__ import annotations
 
 from .versioning import __version__
 
-from .api import (
-    TowerModel, choose_model, export, export_iter, finetune, finetune_iter, list_models, load_model, pretrain, pretrain_iter, segment, segment_iter,
-    segment_blocks, segment_blocks_iter, track,
-)
 from .errors import Cancelled, InputError, ModelError, TowerError
 
-__all__ = [
-    "TowerModel", "choose_model", "export", "export_iter", "finetune", "finetune_iter", "list_models", "load_model", "pretrain", "pretrain_iter", "segment", "segment_iter",
-    "segment_blocks", "segment_blocks_iter", "track",
-    "Cancelled", "InputError", "ModelError", "TowerError", "__version__",
-]
+_API = ("TowerModel", "choose_model", "export", "export_iter", "finetune", "finetune_iter", "list_models", "load_model",
+        "pretrain", "pretrain_iter", "segment", "segment_iter", "segment_blocks", "segment_blocks_iter", "track")
+
+__all__ = [*_API, "Cancelled", "InputError", "ModelError", "TowerError", "__version__"]
+
+
+def __getattr__(name: str):
+    # the API is imported on first use: `napari-tower --help`, the reader plugin and a script
+    # that needs one helper do not pay for the whole stack (scipy, skimage, pydantic, ...)
+    if name in _API:
+        from . import api
+
+        value = getattr(api, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'napari_tower' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_API))

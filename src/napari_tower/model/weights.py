@@ -11,11 +11,14 @@ import json
 import os
 from pathlib import Path
 
-import torch
-from safetensors.torch import load_file, save_file
+from typing import TYPE_CHECKING
 
 from ..errors import ModelError
-from .network import ArchConfig, TowerNet
+
+if TYPE_CHECKING:  # torch is imported where a network is built, not to read a card
+    import torch
+
+    from .network import TowerNet
 
 WEIGHTS = "weights.safetensors"
 CARD = "card.json"
@@ -91,7 +94,11 @@ def read_card(model_dir: Path) -> dict:
     return card
 
 
-def load_network(model_dir: Path, verify: bool = True) -> tuple[TowerNet, dict]:
+def load_network(model_dir: Path, verify: bool = True) -> tuple["TowerNet", dict]:
+    from safetensors.torch import load_file
+
+    from .network import ArchConfig, TowerNet
+
     card = read_card(model_dir)
     wpath = model_dir / WEIGHTS
     if verify and card.get("sha256") and sha256_of(wpath) != card["sha256"]:
@@ -108,8 +115,10 @@ def load_network(model_dir: Path, verify: bool = True) -> tuple[TowerNet, dict]:
     return net, card
 
 
-def save_model(net: TowerNet, model_dir: str | os.PathLike, card: dict) -> Path:
+def save_model(net: "TowerNet", model_dir: str | os.PathLike, card: dict) -> Path:
     """Write weights and card atomically (temporary files, then rename)."""
+    from safetensors.torch import save_file
+
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     tmp_w = model_dir / (WEIGHTS + ".tmp")
@@ -125,8 +134,10 @@ def save_model(net: TowerNet, model_dir: str | os.PathLike, card: dict) -> Path:
     return model_dir
 
 
-def resolve_device(device: str = "auto") -> torch.device:
+def resolve_device(device: str = "auto") -> "torch.device":
     """'auto' picks CUDA, then Apple MPS, then CPU; asking for a missing one is an error."""
+    import torch
+
     device = (device or "auto").lower()
     if device == "auto":
         if torch.cuda.is_available():

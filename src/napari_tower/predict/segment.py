@@ -12,7 +12,6 @@ import itertools
 from typing import Callable, Iterator
 
 import numpy as np
-import torch
 
 from ..config import PredictConfig
 from ..errors import Cancelled
@@ -27,8 +26,9 @@ FIRST_LOOK = 0.5  # scale of the measuring pass for models with an object_diamet
 
 def _resize(arr: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Bilinear resize of (C, Y, X) float maps."""
-    t = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))[None]
-    return torch.nn.functional.interpolate(t, size=shape, mode="bilinear", align_corners=False)[0].numpy()
+    from .resample import resize_linear
+
+    return resize_linear(arr, shape)
 
 
 def scaled_shape(shape: tuple[int, ...], factor: float) -> tuple[int, ...]:

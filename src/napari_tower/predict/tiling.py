@@ -6,14 +6,16 @@ wastes less compute than fixed-size tiles.
 """
 from __future__ import annotations
 
-import functools
 import math
-from contextlib import nullcontext
 
 import numpy as np
-import torch
 
-from ..model.network import FLOW_SCALE
+from ..model.backends import TorchBackend, autocast_for, cpu_has_bf16  # noqa: F401 (long-standing home of the last two)
+
+
+def as_backend(model, device=None):
+    """A backend (``model.backends``) as is; a torch network is wrapped in the torch one."""
+    return model if hasattr(model, "maps") else TorchBackend(model, device)
 
 
 def tile_starts(length: int, tile: int, overlap: int, divisor: int) -> tuple[list[int], int]:
@@ -36,45 +38,20 @@ def _window(size: int, overlap: int) -> np.ndarray:
     return w
 
 
-@functools.lru_cache(maxsize=1)
-def cpu_has_bf16() -> bool:
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-        return "avx512_bf16" in flags or "amx_bf16" in flags
-    except OSError:
-        import platform
-
-        return platform.machine() == "arm64"  # Apple silicon CPUs have bf16 arithmetic
-
-
-def autocast_for(device: torch.device, precision: str):
-    if precision == "fp32":
-        return nullcontext()
-    if device.type == "cpu":
-        # bf16 helps only where the CPU has native bf16 (AVX512-BF16/AMX); elsewhere it is
-        # emulated and ~10x slower than fp32 (measured on an AVX2-only EPYC)
-        return torch.autocast("cpu", dtype=torch.bfloat16) if cpu_has_bf16() else nullcontext()
-    if device.type == "cuda":
-        dt = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast("cuda", dtype=dt)
-    if device.type == "mps":
-        return torch.autocast("mps", dtype=torch.float16)
-    return nullcontext()
-
-
-@torch.inference_mode()
 def predict_maps(
-    model: torch.nn.Module,
+    model,
     image: np.ndarray,
-    device: torch.device,
+    device=None,
     tile: int = 1024,
     overlap: int = 64,
     precision: str = "auto",
     divisor: int = 8,
     should_stop=None,
 ) -> np.ndarray:
-    """Maps (C, Y, X) float32 for a normalised 2D image (Y, X): probabilities, then flows."""
+    """Maps (C, Y, X) float32 for a normalised 2D image (Y, X): probabilities, then flows.
+
+    ``model``: a backend, or a torch network on ``device``."""
+    backend = as_backend(model, device)
     h, w = image.shape
     ys, th = tile_starts(h, tile, overlap, divisor)
     xs, tw = tile_starts(w, tile, overlap, divisor)
@@ -93,12 +70,7 @@ def predict_maps(
 
                 raise Cancelled("cancelled")
             patch = np.ascontiguousarray(src[y : y + th, x : x + tw], dtype=np.float32)
-            t = torch.from_numpy(patch)[None, None].to(device).contiguous(memory_format=torch.channels_last)
-            with autocast_for(device, precision):
-                logits = model(t)
-            logits = logits.float()[0]
-            # probabilities for foreground, boundary, centerness; flows (if any) at unit length
-            prob = torch.cat([torch.sigmoid(logits[:3]), logits[3:] / FLOW_SCALE]).cpu().numpy()
+            prob = backend.maps(patch[None], precision)[0]
             if out is None:
                 out = np.zeros((prob.shape[0], h, w), np.float32)
             yh, xw = min(th, h - y), min(tw, w - x)
@@ -109,9 +81,7 @@ def predict_maps(
     return out
 
 
-@torch.inference_mode()
-def predict_maps_batch(model: torch.nn.Module, images: np.ndarray, device: torch.device, precision: str = "auto",
-                       divisor: int = 8) -> np.ndarray:
+def predict_maps_batch(model, images: np.ndarray, device=None, precision: str = "auto", divisor: int = 8) -> np.ndarray:
     """Maps (N, C, Y, X) for a batch of small normalised planes (N, Y, X), each within one tile.
 
     The XZ and YZ planes of a stack are short (Z rows): one network call per plane would
@@ -121,9 +91,4 @@ def predict_maps_batch(model: torch.nn.Module, images: np.ndarray, device: torch
     th, tw = (int(math.ceil(s / divisor) * divisor) for s in (h, w))
     pad = ((0, 0), (0, th - h), (0, tw - w))
     src = np.pad(images, pad, mode="reflect" if min(h, w) > 1 else "edge") if (th > h or tw > w) else images
-    t = torch.from_numpy(np.ascontiguousarray(src, dtype=np.float32))[:, None].to(device)
-    t = t.contiguous(memory_format=torch.channels_last)
-    with autocast_for(device, precision):
-        logits = model(t).float()
-    prob = torch.cat([torch.sigmoid(logits[:, :3]), logits[:, 3:] / FLOW_SCALE], 1)
-    return prob[:, :, :h, :w].cpu().numpy()
+    return as_backend(model, device).maps(src, precision)[:, :, :h, :w]

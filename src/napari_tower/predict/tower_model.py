@@ -11,14 +11,14 @@ import os
 from pathlib import Path
 
 import numpy as np
-import torch
 from pydantic import ValidationError
 
 from ..config import PredictConfig
-from ..errors import InputError
-from ..model.network import TowerNet, fold_batchnorm
-from ..model.weights import available_models, load_network, resolve_device, resolve_model_dir
+from ..errors import InputError, ModelError
+from ..model.arch import ArchConfig
+from ..model.weights import WEIGHTS, available_models, load_network, read_card, resolve_device, resolve_model_dir, sha256_of
 from .tiling import predict_maps as _predict_maps
+from .tiling import predict_maps_batch as _predict_maps_batch
 
 
 class TowerModel:
@@ -27,8 +27,12 @@ class TowerModel:
     Attributes
     ----------
     net : TowerNet
-        The network, in eval mode, BatchNorm folded into the convolutions (inference only;
-        train from ``napari_tower.finetune`` with this model's directory as the base).
+        The torch network, in eval mode, BatchNorm folded into the convolutions (inference only;
+        train from ``napari_tower.finetune`` with this model's directory as the base). Built on
+        first use when another backend runs the predictions.
+    backend : object
+        What runs the network (``napari_tower.model.backends``): torch, or ONNX Runtime on the CPU.
+    arch : ArchConfig
     card : dict
         Architecture, training record, metrics and post-processing defaults.
     device : torch.device
@@ -36,11 +40,36 @@ class TowerModel:
         The model directory it was read from.
     """
 
-    def __init__(self, net: TowerNet, card: dict, device: torch.device, path: Path | None = None):
-        self.net = fold_batchnorm(net).to(device).to(memory_format=torch.channels_last)
+    def __init__(self, net, card: dict, device, path: Path | None = None, backend=None):
+        from ..model.backends import TorchBackend
+
         self.card = card
-        self.device = device
         self.path = path
+        self._device = device
+        self._net = None
+        if net is not None:
+            self._set_net(net, device)
+        self.arch = net.cfg if net is not None else ArchConfig.from_dict(card["architecture"])
+        self.backend = backend if backend is not None else TorchBackend(self._net, device)
+
+    def _set_net(self, net, device) -> None:
+        import torch
+
+        from ..model.network import fold_batchnorm
+
+        self._net = fold_batchnorm(net).to(device).to(memory_format=torch.channels_last)
+
+    @property
+    def net(self):
+        if self._net is None:  # another backend predicts; torch is loaded only when asked for
+            self._set_net(load_network(self.path)[0], self.device)
+        return self._net
+
+    @property
+    def device(self):
+        if self._device is None or isinstance(self._device, str):
+            self._device = resolve_device(self._device or "cpu")
+        return self._device
 
     @property
     def name(self) -> str:
@@ -53,10 +82,14 @@ class TowerModel:
         self, image: np.ndarray, tile: int = 1024, overlap: int = 64, precision: str = "auto", should_stop=None
     ) -> np.ndarray:
         """Probability maps (foreground, boundary, centerness) for a normalised 2D image."""
-        return _predict_maps(self.net, image, self.device, tile, overlap, precision, self.net.cfg.divisor, should_stop)
+        return _predict_maps(self.backend, image, None, tile, overlap, precision, self.arch.divisor, should_stop)
+
+    def predict_maps_batch(self, planes: np.ndarray, precision: str = "auto") -> np.ndarray:
+        """Maps (N, C, Y, X) for a batch of small normalised planes (N, Y, X), each within one tile."""
+        return _predict_maps_batch(self.backend, planes, None, precision, self.arch.divisor)
 
     def __repr__(self) -> str:
-        return f"TowerModel({self.name!r}, device={self.device})"
+        return f"TowerModel({self.name!r}, backend={self.backend.name})"
 
 
 def list_models() -> dict[str, Path]:
@@ -68,7 +101,19 @@ def load_model(model: str | os.PathLike | TowerModel = "default", device: str = 
     """Load a model by name, directory or zip (see :func:`napari_tower.api.load_model`)."""
     if isinstance(model, TowerModel):
         return model
+    from ..model.backends import onnx_backend, wants_onnx
+
     path = resolve_model_dir(model)
+    if wants_onnx(device):
+        card = read_card(path)
+        sha = sha256_of(path / WEIGHTS) if (path / WEIGHTS).is_file() else None
+        if sha is None or (card.get("sha256") and sha != card["sha256"]):
+            load_network(path)  # the torch path reports a missing or corrupt weights file
+            raise ModelError(f"{path / WEIGHTS} does not match the sha256 in its card")
+        arch = ArchConfig.from_dict(card["architecture"])
+        backend = onnx_backend(sha, lambda: TowerModel(*load_network(path), "cpu", path).net, arch.divisor)
+        if backend is not None:
+            return TowerModel(None, card, "cpu", path, backend)
     net, card = load_network(path)
     return TowerModel(net, card, resolve_device(device), path)
 
@@ -100,7 +145,7 @@ def predict_config(model: TowerModel, **overrides) -> PredictConfig:
     except ValidationError as e:
         problems = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
         raise InputError(f"invalid option: {problems}") from None
-    if cfg.method == "flows" and model.net.cfg.seg_channels < 5:
+    if cfg.method == "flows" and model.arch.seg_channels < 5:
         raise InputError(f"model {model.name!r} predicts no flows: use method 'watershed', or a model "
                          "fine-tuned or trained with this version")
     return cfg

@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import Callable, Iterator
 
 import numpy as np
-import torch
 from scipy import ndimage as ndi
 
 from ..config import PredictConfig
@@ -63,8 +62,9 @@ def isotropic_factors(voxel_size, scale: float) -> tuple[float, float, float]:
 def resize_volume(vol: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
     if tuple(vol.shape) == tuple(shape):
         return vol
-    t = torch.from_numpy(np.ascontiguousarray(vol, np.float32))[None, None]
-    return torch.nn.functional.interpolate(t, size=shape, mode="trilinear", align_corners=False)[0, 0].numpy()
+    from .resample import resize_linear
+
+    return resize_linear(vol, shape)
 
 
 def resize_labels(labels: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -113,7 +113,8 @@ def _view_maps(model, vol, view, cfg, sums, counts, should_stop, report) -> Iter
         idx = range(i0, min(n, i0 + batch))
         if fits:
             planes = np.moveaxis(np.take(vol, list(idx), axis=axis), axis, 0)
-            maps = predict_maps_batch(model.net, planes, model.device, cfg.precision, model.net.cfg.divisor)
+            maps = (model.predict_maps_batch(planes, cfg.precision) if hasattr(model, "predict_maps_batch") else
+                    predict_maps_batch(model.net, planes, model.device, cfg.precision, model.net.cfg.divisor))
         else:
             plane = np.ascontiguousarray(np.take(vol, i0, axis=axis))
             maps = model.predict_maps(plane, tile=cfg.tile, overlap=cfg.overlap, precision=cfg.precision,
