@@ -12,7 +12,7 @@ from magicgui.widgets import (
 from ..api import finetune_iter, list_models
 from ..errors import TowerError
 from ..model.weights import export_model, import_model
-from ._common import Reporting, error_message
+from ._common import GuardedRun, Reporting, error_message, quiet_if_gone
 from ._events import on_models_changed, plugin_events
 from ._plot import CurvePlot
 from .segment_widget import AXES_CHOICES, layer_axes
@@ -34,7 +34,7 @@ def split_hold_out(labels: np.ndarray, n_lead: int):
     return train, (np.unravel_index(k, labels.shape[:n_lead]), flat[k].copy())
 
 
-class FinetuneWidget(Reporting, Container):
+class FinetuneWidget(GuardedRun, Reporting, Container):
     def __init__(self, napari_viewer):
         self.viewer = napari_viewer
         self._image = ComboBox(label="image", choices=self._layers_of("Image"))
@@ -77,6 +77,7 @@ class FinetuneWidget(Reporting, Container):
         for e in (ev.inserted, ev.removed, ev.reordered):
             e.connect(lambda *_: self.reset_choices())
         on_models_changed(self._base.reset_choices)
+        self._connect_guards()
 
     def _layers_of(self, kind: str):
         def choices(widget=None):
@@ -96,6 +97,9 @@ class FinetuneWidget(Reporting, Container):
         from napari.qt.threading import create_worker
 
         image, labels = self._image.value, self._annotations.value
+        if self._busy:  # Train pressed again while training: one run at a time
+            self._report("already training: wait for it to finish, or press Cancel")
+            return None
         if image is None or labels is None:
             self._report("choose an image layer and an annotation (Labels) layer")
             return None
@@ -142,13 +146,19 @@ class FinetuneWidget(Reporting, Container):
                 self.plot.add("val dice", p.step, p.metrics["dice"])
                 self.plot.add("val AP50", p.step, p.metrics["ap50"])
             self._status.value = p.message + (f"  loss {p.loss:.3f}" if p.loss is not None else "")
-            if p.preview is not None:
+            if p.preview is not None and not self._layer_gone(image):
                 self.previews += 1
                 self._show_preview(image, p.preview)
 
+        def finished():
+            self._end()
+            self._set_running(False)
+
+        # removing the image or its annotations stops training; what was learnt so far is saved
+        self._begin(image, labels)
         worker = create_worker(work, _start_thread=False, _connect={
-            "yielded": on_yield, "returned": self._on_done, "errored": self._on_error,
-            "finished": lambda: self._set_running(False),
+            "yielded": quiet_if_gone(on_yield), "returned": quiet_if_gone(self._on_done),
+            "errored": quiet_if_gone(self._on_error), "finished": quiet_if_gone(finished),
         })
         self._worker = worker
         self._set_running(True)
@@ -184,7 +194,8 @@ class FinetuneWidget(Reporting, Container):
             method = f", separates objects by {read_card(path)['postprocess']['method']}"
         except Exception:  # noqa: BLE001 (older cards have no method; the message is a courtesy)
             pass
-        self._status.value = f"saved '{path.name}' ({path}){method}; pick it in Segment with TOWER"
+        why = f"{self._stop_reason}; " if self._stop_reason else ""
+        self._status.value = f"{why}saved '{path.name}' ({path}){method}; pick it in Segment with TOWER"
         plugin_events.models_changed.emit()
 
     def _on_error(self, exc):

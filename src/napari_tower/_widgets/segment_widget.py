@@ -12,7 +12,7 @@ from magicgui.widgets import (
 from ..api import ModelCache, list_models, segment_to_iter
 from ..model.choice import AUTO, GENERAL
 from ..config import PostprocessConfig
-from ._common import Reporting, error_message
+from ._common import GuardedRun, Reporting, error_message, quiet_if_gone
 from ._layers import write_labels_layer, write_tracks_layer
 
 SCALE_CHOICES = ["auto", "0.5", "0.75", "1", "1.5", "2", "3"]
@@ -58,7 +58,7 @@ def layer_axes(layer, choice: str | None) -> str | None:
     return axes
 
 
-class SegmentWidget(Reporting, Container):
+class SegmentWidget(GuardedRun, Reporting, Container):
     """Pick an image layer and a model; results land in a Labels layer named after the image."""
 
     def __init__(self, napari_viewer):
@@ -109,6 +109,7 @@ class SegmentWidget(Reporting, Container):
         self._worker = None
         self._models = ModelCache("auto")
         self.last_error: str | None = None
+        self._connect_guards()
         layers = self.viewer.layers.events
         for ev in (layers.inserted, layers.removed, layers.reordered):
             ev.connect(lambda e=None: self._image.reset_choices())
@@ -189,6 +190,9 @@ class SegmentWidget(Reporting, Container):
         if layer is None:
             self._report("choose an image layer first")
             return None
+        if self._busy:  # Segment pressed again while a run is going: one run at a time
+            self._report("already segmenting: wait for it to finish, or press Cancel")
+            return None
         data = layer.data[0] if layer.multiscale else layer.data
         axes = layer_axes(layer, self._axes.value)
         try:
@@ -222,14 +226,15 @@ class SegmentWidget(Reporting, Container):
                 yield p
             return done
 
+        self._begin(layer)
         worker = create_worker(
             work,
             _start_thread=False,
             _connect={
-                "yielded": self._on_progress,
-                "returned": lambda labels: self._on_done(layer, labels),
-                "errored": self._on_error,  # replaces superqt's default re-raise
-                "finished": lambda: self._set_running(False),
+                "yielded": quiet_if_gone(self._on_progress),
+                "returned": quiet_if_gone(lambda done: self._on_done(layer, done)),
+                "errored": quiet_if_gone(self._on_error),  # replaces superqt's default re-raise
+                "finished": quiet_if_gone(self._finished),
             },
         )
         self._worker = worker
@@ -251,8 +256,15 @@ class SegmentWidget(Reporting, Container):
         self._progress.value = p.step
         self._status.value = p.message
 
+    def _finished(self):
+        self._end()
+        self._set_running(False)
+
     def _on_done(self, layer, done):
         if done is None:
+            return
+        if self._layer_gone(layer):  # removed after the last block: nothing to attach the labels to
+            self._report(f"layer '{layer.name}' was removed: its labels were not added")
             return
         out = write_labels_layer(self.viewer, layer, done.labels)
         if done.graph is not None:
@@ -263,4 +275,4 @@ class SegmentWidget(Reporting, Container):
             self._status.value = f"done -> {out.name} (OME-Zarr, loaded lazily)"
 
     def _on_error(self, exc):
-        self._report(error_message(exc, "cancelled; no layer was changed"))
+        self._report(error_message(exc, (self._stop_reason or "cancelled") + "; no layer was changed"))
