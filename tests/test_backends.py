@@ -115,3 +115,13 @@ def test_linear_resize_matches_torch():
     want = torch.nn.functional.interpolate(torch.from_numpy(v)[None, None], size=(25, 20, 7), mode="trilinear",
                                            align_corners=False)[0, 0]
     np.testing.assert_allclose(resize_linear(v, (25, 20, 7)), want.numpy(), atol=1e-5)
+
+
+def test_arch_facts_without_torch_agree_with_the_network():
+    from napari_tower.model import arch, network
+
+    assert arch.FLOW_SCALE == network.FLOW_SCALE
+    for cfg in (network.ArchConfig(), network.ArchConfig(widths=(8, 16, 32, 64, 128), stem_stride=2, seg_channels=5)):
+        info = arch.ArchInfo.from_dict(cfg.to_dict())
+        assert (info.divisor, info.seg_channels) == (cfg.divisor, cfg.seg_channels)
+    assert arch.ArchInfo.from_dict({}) == arch.ArchInfo(network.ArchConfig().divisor, network.ArchConfig().seg_channels)

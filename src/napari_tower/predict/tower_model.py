@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from ..config import PredictConfig
 from ..errors import InputError, ModelError
-from ..model.arch import ArchConfig
+from ..model.arch import ArchInfo
 from ..model.weights import WEIGHTS, available_models, load_network, read_card, resolve_device, resolve_model_dir, sha256_of
 from .tiling import predict_maps as _predict_maps
 from .tiling import predict_maps_batch as _predict_maps_batch
@@ -32,7 +32,7 @@ class TowerModel:
         first use when another backend runs the predictions.
     backend : object
         What runs the network (``napari_tower.model.backends``): torch, or ONNX Runtime on the CPU.
-    arch : ArchConfig
+    arch : ArchInfo or ArchConfig
     card : dict
         Architecture, training record, metrics and post-processing defaults.
     device : torch.device
@@ -49,7 +49,7 @@ class TowerModel:
         self._net = None
         if net is not None:
             self._set_net(net, device)
-        self.arch = net.cfg if net is not None else ArchConfig.from_dict(card["architecture"])
+        self.arch = net.cfg if net is not None else ArchInfo.from_dict(card["architecture"])
         self.backend = backend if backend is not None else TorchBackend(self._net, device)
 
     def _set_net(self, net, device) -> None:
@@ -110,7 +110,7 @@ def load_model(model: str | os.PathLike | TowerModel = "default", device: str = 
         if sha is None or (card.get("sha256") and sha != card["sha256"]):
             load_network(path)  # the torch path reports a missing or corrupt weights file
             raise ModelError(f"{path / WEIGHTS} does not match the sha256 in its card")
-        arch = ArchConfig.from_dict(card["architecture"])
+        arch = ArchInfo.from_dict(card["architecture"])
         backend = onnx_backend(sha, lambda: TowerModel(*load_network(path), "cpu", path).net, arch.divisor)
         if backend is not None:
             return TowerModel(None, card, "cpu", path, backend)
