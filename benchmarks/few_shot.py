@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python -m benchmarks.few_shot --data ../shared/data/dsb2018 [--out docs/benchmarks.md] \
+    python -m benchmarks.few_shot --data ../shared/data/dsb2018 [--out docs/benchmarks/few-shot.md] \
         [--quick] [--minutes M] [--draws D] [--bases none,default,tower] [--ks 1,2,5] \
         [--modalities fluorescence,histology,brightfield] [--val-images N] \
         [--methods tower,rf,otsu,cellpose]
@@ -32,8 +32,8 @@ Outputs
     The markdown (one table per modality, the plot, the exact command) goes to stdout
     and, with ``--out``, into that file between ``<!-- few-shot-benchmark:start -->`` and
     ``<!-- few-shot-benchmark:end -->``. The plot (AP@0.5 vs k, one panel per modality)
-    goes to ``--plot`` (docs/few_shot.png) and every run's raw scores to ``--json``
-    (docs/few_shot_results.json), rewritten after each run; ``--resume`` reuses runs
+    goes to ``--plot`` (docs/results/few_shot.png) and every run's raw scores to ``--json``
+    (docs/results/few_shot_results.json), rewritten after each run; ``--resume`` reuses runs
     already in that JSON with the same settings.
 """
 from __future__ import annotations
@@ -50,7 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import segmentation as _seg
+from .common import write_section as _write_section
 from .baselines import classical_segment
 from .peers import (
     CELLPOSE_METHOD,
@@ -61,7 +61,8 @@ from .peers import (
     cellpose_fit_predict,
     cellpose_warmup,
 )
-from .segmentation import MODALITIES, _f, _read, log, machine
+from .common import MODALITIES, _f, log, machine
+from .segmentation import _read
 
 START = "<!-- few-shot-benchmark:start -->"
 END = "<!-- few-shot-benchmark:end -->"
@@ -445,7 +446,7 @@ def plot(agg: dict, ks: list[int], path: Path) -> None:
 
 
 def write_section(path: Path, section: str) -> None:
-    _seg.write_section(path, section, start=START, end=END)
+    _write_section(path, section, START, END)
 
 
 # --- main ------------------------------------------------------------------------------------------
@@ -474,8 +475,8 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"validation images per modality, 0 = all (full: {FULL['val_images']})")
     ap.add_argument("--cellpose-epochs", type=int, default=None,
                     help="train cellpose for this many epochs instead of the wall-clock budget")
-    ap.add_argument("--json", default="docs/few_shot_results.json", help="raw per-run results (default: %(default)s)")
-    ap.add_argument("--plot", default="docs/few_shot.png", help="plot file (default: %(default)s)")
+    ap.add_argument("--json", default="docs/results/few_shot_results.json", help="raw per-run results (default: %(default)s)")
+    ap.add_argument("--plot", default="docs/results/few_shot.png", help="plot file (default: %(default)s)")
     ap.add_argument("--resume", action="store_true", help="reuse runs already in --json with the same settings")
     args = ap.parse_args(argv)
 

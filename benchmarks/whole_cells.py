@@ -10,7 +10,7 @@ scratch assay, channel 3 whole-cell (cytoplasm) labels; irregular, touching cell
 Then, from the repository root::
 
     python -m benchmarks.whole_cells --tiff /tmp/ndev/ndev_sampledata/samples/scratch-assay-labeled-10T-2Ch.tiff \
-        [--minutes 3] [--bases none,tower,default] [--out docs/benchmarks.md]
+        [--minutes 3] [--bases none,tower,default] [--out docs/benchmarks/few-shot.md]
 
 Protocol: fine-tune on 2 annotated frames (``--train-frames``, default 0 and 9), each base with
 ``napari_tower.finetune(..., max_minutes=M, seed=0, device="cpu")`` (the issues' ``--max-minutes 3
@@ -37,7 +37,7 @@ import numpy as np
 
 from .baselines import classical_segment
 from .few_shot import score as _few_shot_score
-from .segmentation import log, machine, write_section
+from .common import log, machine, write_section
 
 START = "<!-- whole-cells-benchmark:start -->"
 END = "<!-- whole-cells-benchmark:end -->"

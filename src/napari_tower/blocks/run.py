@@ -35,10 +35,10 @@ from .stitch import crop_relabel, face_pairs, faces_of, merge_mapping
 DEFAULT_BLOCK = {"T": 1, "Z": 64, "Y": 512, "X": 512}
 # Z stacks hold several float maps per voxel for the 3D assembly, and the network's XY-plane
 # activations grow with the outer block: one process on 16-plane stacks peaked at 1049 MiB
-# with 512-pixel blocks, 827 MiB with 320-pixel ones (docs/benchmarks.md); a 56-plane
+# with 512-pixel blocks, 827 MiB with 320-pixel ones (docs/benchmarks/any-size.md); a 56-plane
 # block of 256 (outer 56x479x479) peaked at 1027 MiB; on the 7x7 grid 224 peaked at
 # 1023 MiB on one machine and 1072 on another, 192 at 1051, 128 at 935 (the 3D assembly of the
-# outer block dominates, docs/benchmarks.md), so 128: within 1 GiB with margin, ~1.7x the time
+# outer block dominates, docs/benchmarks/any-size.md), so 128: within 1 GiB with margin, ~1.7x the time
 DEFAULT_BLOCK_3D = {"T": 1, "Z": 64, "Y": 128, "X": 128}
 # the network's maps 64 px inside a cut differ by up to 0.14 from the whole image's, 96 px
 # inside by under 0.01 (receptive field): 96 px of context makes blocks match the whole image
