@@ -107,7 +107,21 @@ def segment_iter(
     """
     m = load_model(pick_model(model, image, axes), device)
     cfg = predict_config(m, **options)
-    yield from _segment.segment_iter(m, image, axes, cfg, should_stop)
+    for p in _segment.segment_iter(m, image, axes, cfg, should_stop):
+        if p.result is not None:
+            _warn_if_unfit(m, image, axes, p.result)
+        yield p
+
+
+def _warn_if_unfit(m: TowerModel, image, axes, labels) -> None:
+    import warnings
+
+    from .errors import FitWarning
+    from .predict.trust import judge_result
+
+    fit = judge_result(m, image, axes, labels)
+    if not fit.ok:
+        warnings.warn(f"model {m.name}: {fit.message}", FitWarning, stacklevel=4)
 
 
 def segment(

@@ -120,6 +120,8 @@ def cmd_segment(args) -> int:
                 used = f", model {done.model}" if args.model == "auto" else ""
                 print(f"[{i}/{len(files)}] {f.name}: {count}-> {done.path} ({time.monotonic() - t0:.1f}s{used})",
                       file=sys.stderr, flush=True)
+                if done.warning:
+                    print(f"napari-tower: warning: {f}: {done.warning}", file=sys.stderr, flush=True)
     except TowerError as e:  # the cluster could not be reached
         _err(str(e))
         return 2

@@ -19,3 +19,7 @@ class Cancelled(TowerError):
 
 class OutputError(TowerError):
     """The output cannot be written (a file in the folder's path, no permission, a full disk)."""
+
+
+class FitWarning(UserWarning):
+    """The image does not look like what the model knows: its result is not to be trusted as it is."""

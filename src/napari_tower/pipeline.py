@@ -40,6 +40,10 @@ class Segmented:
         The tracks CSV written beside the labels of a linked movie.
     graph : dict or None
         ``{daughter: [mother]}`` of a linked movie.
+    warning : str or None
+        Why the result is not to be trusted and what to do, when the image does not look like
+        what the model knows (:mod:`napari_tower.predict.trust`); None otherwise and for
+        block-wise runs.
     """
 
     labels: object
@@ -48,6 +52,7 @@ class Segmented:
     model: str
     tracks: Path | None = None
     graph: dict | None = None
+    warning: str | None = None
 
 
 @dataclass
@@ -255,6 +260,9 @@ def _segment_to_iter(source, output=None, model="auto", device: str = "auto", ax
             labels = p.result
             continue  # the final report below carries the result
         yield p
+    from .predict.trust import judge_result
+
+    fit = judge_result(m, image, axes, labels)
     graph = tracks = None
     if track:
         if not (axes or "").upper().startswith("T"):
@@ -264,7 +272,8 @@ def _segment_to_iter(source, output=None, model="auto", device: str = "auto", ax
     written = None
     if output is not None:
         written = write_labels(Path(output) / f"{name}.tif", labels)
-    yield Progress(1, 1, "done", result=Segmented(labels, written, int(labels.max(initial=0)), m.name, tracks, graph))
+    yield Progress(1, 1, "done", result=Segmented(labels, written, int(labels.max(initial=0)), m.name, tracks, graph,
+                                                 fit.message or None))
 
 
 def _linked(labels: np.ndarray, csv: Path | None):
