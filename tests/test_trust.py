@@ -80,3 +80,27 @@ def test_whole_cells_seen_by_a_nuclei_model_warn_in_the_api_and_the_cli(tmp_path
     lines = [l for l in r.stderr.splitlines() if l.startswith("napari-tower: warning:")]
     assert len(lines) == 1 and str(f) in lines[0] and "--model cells" in lines[0], r.stderr
     assert (tmp_path / "out" / "dic.tif").is_file()  # the labels are still written
+
+
+@pytest.mark.gui
+@pytest.mark.data
+def test_the_widget_shows_why_a_result_is_not_to_be_trusted(make_napari_viewer, qtbot, run_widget):
+    from napari_tower._widgets.segment_widget import SegmentWidget
+
+    viewer = make_napari_viewer()
+    viewer.add_image(_dic(1)[:512, :512], name="dic")
+    widget = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget._objects.value = "nuclei"  # the nuclei models only: their result is specks here
+    run_widget(widget)
+    assert widget.last_error is None
+    assert "dic TOWER labels" in viewer.layers  # the result is still shown
+    # shown beside the result (the test viewer's window itself is not shown, so ask Qt whether it is hidden)
+    assert not widget._fit.native.isHidden() and "specks" in widget._fit.value
+    # a run that fits clears the message
+    from napari_tower._sample_data import sample_image
+
+    viewer.add_image(sample_image(), name="nuclei")
+    widget._image.value = viewer.layers["nuclei"]
+    run_widget(widget)
+    assert widget._fit.native.isHidden()

@@ -97,7 +97,7 @@ def cmd_segment(args) -> int:
                     done = run_to_end(segment_to_iter(
                         f, args.output, args.model, args.device, args.axes, output_format=args.output_format,
                         client=client, block_size=args.block_size, halo=args.halo, resume=args.resume,
-                        labels_group=args.labels_group, track=args.track, voxel_size=args.voxel_size,
+                        labels_group=args.labels_group, track=args.track, voxel_size=args.voxel_size, objects=args.objects,
                         models=models, **options), bar)
                 except OutputError as e:  # the next inputs would meet the same full or read-only disk
                     bar.close()
@@ -264,6 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", default="auto", help="auto (the default: nuclei-fluo for 2D single-channel images with "
                    "a dark background, else default), a bundled or saved model name, a model directory, or a model zip "
                    "(napari-tower's, or a bioimage.io package napari-tower exported) (default: %(default)s)")
+    s.add_argument("--objects", default="auto", choices=["auto", "nuclei", "cells"], help="what to segment, with --model "
+                   "auto: cells = the bundled cells model; nuclei = the nuclei models only; auto = nuclei models, and an "
+                   "image whose nuclei result is specks goes to the cells model when one is installed (default: %(default)s)")
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="auto = CUDA, then MPS, then CPU")
     s.add_argument("--axes", default=None, help="axes of every input, e.g. YX, YXC, ZYX, TYX, TZYX (default: from the file, else guessed; 3D = ZYX)")
     s.add_argument("--prob-threshold", type=float, default=None, help="foreground probability cut-off (default: the model's, 0.5)")

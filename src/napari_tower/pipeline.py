@@ -208,10 +208,13 @@ def _segment_to_iter(source, output=None, model="auto", device: str = "auto", ax
                     output_format: str | None = None, client=None, block_size=None, halo=None, resume: bool = False,
                     labels_group: str | None = None, track: bool = False, voxel_size=None,
                     should_stop: Callable[[], bool] | None = None, models: ModelCache | None = None,
-                    name: str | None = None, **options) -> Iterator[Progress]:
+                    name: str | None = None, objects: str = "auto", **options) -> Iterator[Progress]:
     from .io.files import read_image, write_labels
+    from .model.choice import AUTO, model_for_objects
     from .predict.segment import segment_iter
 
+    cells_fallback = isinstance(model, str) and model == AUTO and objects == "auto"
+    model = model_for_objects(model, objects)
     models = models or ModelCache(device)
     path = Path(source) if isinstance(source, (str, os.PathLike)) else None
     name = name or (output_stem(path) if path is not None else "labels")
@@ -263,6 +266,13 @@ def _segment_to_iter(source, output=None, model="auto", device: str = "auto", ax
     from .predict.trust import judge_result
 
     fit = judge_result(m, image, axes, labels)
+    warning = fit.message or None
+    if not fit.ok and cells_fallback and "cell" not in str(m.card.get("task", "")):
+        found = yield from _cells_instead(models, image, axes, options, should_stop)
+        if found is not None:
+            m, labels = found
+            warning = ("the nuclei model found specks, not nuclei: segmented as whole cells with the cells model "
+                       "(--objects nuclei keeps the nuclei model); if the cells are wrong, fine-tune on 2 frames")
     graph = tracks = None
     if track:
         if not (axes or "").upper().startswith("T"):
@@ -273,7 +283,27 @@ def _segment_to_iter(source, output=None, model="auto", device: str = "auto", ax
     if output is not None:
         written = write_labels(Path(output) / f"{name}.tif", labels)
     yield Progress(1, 1, "done", result=Segmented(labels, written, int(labels.max(initial=0)), m.name, tracks, graph,
-                                                 fit.message or None))
+                                                 warning))
+
+
+def _cells_instead(models: ModelCache, image, axes, options: dict, should_stop):
+    """Under "auto", an image whose nuclei result is specks gets the bundled cells model, when one
+    is installed and its own result fits; None otherwise (the nuclei result stands, flagged)."""
+    from .model.choice import CELLS, cells_available
+    from .predict.segment import segment_iter
+    from .predict.trust import judge_result
+
+    if not cells_available():
+        return None
+    yield Progress(0, 1, "the nuclei model found specks: trying the cells model")
+    m = models.get(CELLS)
+    labels = None
+    for p in segment_iter(m, image, axes, predict_config(m, **options), should_stop):
+        if p.result is not None:
+            labels = p.result
+        else:
+            yield p
+    return (m, labels) if judge_result(m, image, axes, labels).ok else None
 
 
 def _linked(labels: np.ndarray, csv: Path | None):

@@ -65,6 +65,9 @@ class SegmentWidget(GuardedRun, Reporting, Container):
         self.viewer = napari_viewer
         self._image = ComboBox(label="image", choices=self._image_layers, nullable=False)
         self._model = ComboBox(label="model", choices=self._model_names)
+        self._objects = ComboBox(label="objects", choices=["auto", "nuclei", "cells"], value="auto",
+                                 tooltip="with model auto: cells = the cells model; nuclei = nuclei models only; auto = "
+                                 "nuclei models, and images whose nuclei result is specks go to the cells model")
         self._model_dir = FileEdit(label="or folder", mode="d", value="", tooltip="a model directory (weights.safetensors + card.json)")
         self._model_file = FileEdit(label="or file", mode="r", filter="*.zip", value="",
                                     tooltip="a model zip: napari-tower's, or a bioimage.io package napari-tower exported")
@@ -92,9 +95,12 @@ class SegmentWidget(GuardedRun, Reporting, Container):
         self._cancel = PushButton(text="Cancel", enabled=False)
         self._progress = ProgressBar(label="progress", min=0, max=1, value=0, visible=True)
         self._status = Label(value="")
+        # why a result is not to be trusted, shown beside it until the next run
+        self._fit = Label(value="", visible=False)
         super().__init__(widgets=[
-            self._image, self._model, self._model_dir, self._model_file, self._device, self._prob, self._split, self._method, self._min_size,
+            self._image, self._model, self._objects, self._model_dir, self._model_file, self._device, self._prob, self._split, self._method, self._min_size,
             self._scale, self._tta, self._axes, self._z_assembly, self._voxel, self._track, self._run, self._cancel, self._progress, self._status,
+            self._fit,
         ])
         self._model.changed.connect(self._load_defaults)
         self._model_dir.changed.connect(self._load_defaults)
@@ -209,6 +215,8 @@ class SegmentWidget(GuardedRun, Reporting, Container):
         self.last_error = None
 
         src = self._model_source()
+        objects = self._objects.value if src == AUTO else "auto"
+        self._fit.value, self._fit.visible = "", False
         if src == AUTO:  # untouched fields follow the chosen model's card
             options = {k: (None if self._shown_defaults.get(k, object()) == v else v) for k, v in options.items()}
 
@@ -217,7 +225,7 @@ class SegmentWidget(GuardedRun, Reporting, Container):
             done = None
             # a dask- or zarr-backed layer (e.g. from napari-ome-zarr) is never read whole: the
             # API sends it block by block into an OME-Zarr beside the system's temp files
-            for p in segment_to_iter(data, None, src, axes=axes, track=track, voxel_size=voxel_size,
+            for p in segment_to_iter(data, None, src, axes=axes, track=track, voxel_size=voxel_size, objects=objects,
                                      should_stop=self._stop.is_set, models=self._models_for(self._device.value),
                                      **options):
                 if p.result is not None:
@@ -269,6 +277,13 @@ class SegmentWidget(GuardedRun, Reporting, Container):
         out = write_labels_layer(self.viewer, layer, done.labels)
         if done.graph is not None:
             write_tracks_layer(self.viewer, layer, done.labels, done.graph)
+        if done.warning:
+            from napari.utils.notifications import show_warning
+
+            self._fit.value = f"<b>Check this result:</b> {done.warning}"
+            self._fit.visible = True
+            self._fit.native.setWordWrap(True)
+            show_warning(f"{layer.name}: {done.warning}")
         if done.objects is not None:
             self._status.value = f"{done.objects} objects -> {out.name}"
         else:  # lazy OME-Zarr labels: counting would read them all

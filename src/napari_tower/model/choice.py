@@ -17,6 +17,8 @@ import numpy as np
 AUTO = "auto"
 GENERAL = "default"
 FLUORESCENCE = "nuclei-fluo"
+CELLS = "cells"
+OBJECTS = ("auto", "nuclei", "cells")  # what the user says they segment (widget, CLI --objects)
 DARK_MEDIAN = 0.5
 
 
@@ -52,3 +54,19 @@ def choose_model(image, axes: str) -> str:
         planes = [p[..., c] for p, (_, c) in zip(planes, kinds)]
     values = np.concatenate([p.ravel() for p in planes])
     return FLUORESCENCE if dark_background(values) else GENERAL
+
+
+def model_for_objects(model, objects: str):
+    """``model`` as asked, after the user's "objects" choice: "cells" with ``model="auto"`` means
+    the bundled cells model; "nuclei" and "auto" keep the nuclei routing."""
+    if objects not in OBJECTS:
+        from ..errors import InputError
+
+        raise InputError(f"objects must be one of {', '.join(OBJECTS)}, got {objects!r}")
+    return CELLS if objects == "cells" and isinstance(model, str) and model == AUTO else model
+
+
+def cells_available() -> bool:
+    from .weights import available_models
+
+    return CELLS in available_models()
