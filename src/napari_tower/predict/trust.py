@@ -70,7 +70,7 @@ def judge(labels: np.ndarray, task: str = "nuclei", stack: bool = False) -> Fit:
               "(napari-tower finetune, or Fine-tune TOWER in napari)")
     if s["speck_share"] >= SPECK_SHARE:
         reason = (f"the image does not look like what the model knows: {s['speck_share']:.0%} of the "
-                  f"{s['objects']} objects are specks under {SPECK_AREA} pixels")
+                  f"{s['objects']} objects are specks under {SPECK_AREA} pixels (very noisy, or not nuclei?)")
         return Fit(False, reason, advice, s)
     if s["objects"] >= DUST_OBJECTS and s["cover"] < DUST_COVER:
         reason = (f"the image does not look like what the model knows: {s['objects']} objects cover "
