@@ -101,7 +101,7 @@ def mosaic_2048(root: Path, folder: Path) -> Path:
 
 
 def cli() -> list[str]:
-    from .segmentation import cli_command
+    from .common import cli_command
 
     return cli_command()
 
@@ -110,7 +110,7 @@ def cli() -> list[str]:
 
 
 def ratios(args) -> dict:
-    from .segmentation import run_measured
+    from .common import run_measured
 
     root = Path(args.data)
     res: dict = {"repeats": args.repeats, "backend": os.environ.get("NAPARI_TOWER_BACKEND", "auto"), "cases": {}}
@@ -312,8 +312,11 @@ class _PlainTorch:
     def maps(self, planes, precision="auto"):
         import torch
 
+        from napari_tower.model.arch import FLOW_SCALE
+
         with torch.inference_mode():
-            return self.net(torch.from_numpy(planes)[:, None]).numpy()
+            logits = self.net(torch.from_numpy(planes)[:, None])
+            return torch.cat([torch.sigmoid(logits[:, :3]), logits[:, 3:] / FLOW_SCALE], 1).numpy()
 
 
 class _Threads:
@@ -337,7 +340,7 @@ class _Threads:
 def blocks(args) -> dict:
     import tifffile
 
-    from .segmentation import run_measured
+    from .common import run_measured
 
     vol = tifffile.imread(SAMPLE_3D)
     big = np.block([[vol, vol[:, :, ::-1]], [vol[:, ::-1], vol[:, ::-1, ::-1]]])  # 60x512x512, no seam artefacts
@@ -381,7 +384,7 @@ def main(argv=None) -> int:
     if args.what == "classical":
         return classical_main(args.files, args.output, args.three_d)
     res = {"ratios": ratios, "inprocess": inprocess, "backends": backends, "blocks": blocks}[args.what](args)
-    from .segmentation import machine
+    from .common import machine
 
     res["machine"] = machine()
     res["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())

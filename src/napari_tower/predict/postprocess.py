@@ -82,7 +82,8 @@ def instances_from_maps(
     return relabel_sequential(labels)
 
 
-def _split_by_depth(center: np.ndarray, mask: np.ndarray, depth: float, sigma: float = 1.0) -> np.ndarray:
+def _split_by_depth(center: np.ndarray, mask: np.ndarray, depth: float, sigma: float = 1.0,
+                    overwrite: bool = False) -> np.ndarray:
     """Basins of all centerness peaks, merged where the pass between two is shallower than ``depth``.
 
     Same result as watershed from skimage's ``h_maxima`` seeds (up to ties), at the cost of
@@ -90,7 +91,7 @@ def _split_by_depth(center: np.ndarray, mask: np.ndarray, depth: float, sigma: f
     Irregular cells have several weak centerness peaks, which a fixed seed threshold
     splits into fragments; nuclei in dense tissue have peaks below it, which it merges.
     """
-    basins = _basins(center, mask, sigma)
+    basins = _basins(center, mask, sigma, overwrite)
     return basins[0] if basins[1] is None else _merged(*basins, depth)
 
 
@@ -135,10 +136,14 @@ def _split_nonconvex(center: np.ndarray, mask: np.ndarray, depth: float, fine_de
     return out[labels]
 
 
-def _basins(center: np.ndarray, mask: np.ndarray, sigma: float = 1.0):
+def _basins(center: np.ndarray, mask: np.ndarray, sigma: float = 1.0, overwrite: bool = False):
     """Watershed basins of the smoothed centerness peaks, each basin's peak value, and the
-    touching pairs with their highest pass; (labels, None, None, None) with < 2 basins."""
-    c = np.where(mask, ndi.gaussian_filter(np.asarray(center, np.float32), sigma), 0).astype(np.float32)
+    touching pairs with their highest pass; (labels, None, None, None) with < 2 basins.
+
+    ``overwrite``: ``center`` (float32) is smoothed in place (3D blocks: one volume less)."""
+    center = np.asarray(center, np.float32)
+    c = ndi.gaussian_filter(center, sigma, output=center if overwrite else None)
+    c[~mask] = 0
     peaks = (c == ndi.maximum_filter(c, size=3)) & mask
     seeds, n = ndi.label(peaks)
     labels = watershed(-c, seeds, mask=mask)

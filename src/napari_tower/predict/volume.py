@@ -8,9 +8,11 @@ Z: the caps of a nucleus belong to it instead of becoming objects of their own, 
 nuclei stacked in Z are separated by the dip between them rather than chained by overlap.
 ``method="flows"`` follows the three views' flows in 3D instead.
 
-Memory: the normalised volume (float32), two or five accumulated maps (float16) and the
-post-processing's labels and filters, ~30 bytes per isotropic voxel in all; stacks that do
-not fit go through the block-wise path (``napari_tower.blocks``).
+Memory: the normalised volume and two (five with flows) accumulated maps, all float32 and
+used in place by the assembly (float16 accumulators cost a float32 copy of each at assembly
+time and float16 arithmetic in numpy is slow), then the post-processing's labels and
+skimage's watershed (a padded float64 copy of its input: the peak); stacks that do not fit go
+through the block-wise path (``napari_tower.blocks``).
 """
 from __future__ import annotations
 
@@ -162,9 +164,9 @@ def volume_labels_iter(model, image, rgb: bool, cfg: PredictConfig,
             done[0] += 1
             return Progress(done[0], total, msg)
 
-        sums = {"fg": np.full(shape, np.inf, np.float16), "center": np.zeros(shape, np.float16)}
+        sums = {"fg": np.full(shape, np.inf, np.float32), "center": np.zeros(shape, np.float32)}
         if cfg.method == "flows":
-            sums["flow"] = np.zeros((3,) + shape, np.float16)
+            sums["flow"] = np.zeros((3,) + shape, np.float32)
         counts = {"views": 0, "flow": [0, 0, 0]}
         yield from _view_maps(model, vol, views[0], cfg, sums, counts, should_stop, report)
         if cfg.scale == "auto" and attempt == 0:
@@ -177,7 +179,7 @@ def volume_labels_iter(model, image, rgb: bool, cfg: PredictConfig,
         for v in views[1:]:
             yield from _view_maps(model, vol, v, cfg, sums, counts, should_stop, report)
         break
-    del vol
+    del vol, vol0  # the assembly's peak comes next: nothing it does not need stays alive
     labels = assemble(sums, counts, cfg)
     labels = relabel_sequential(resize_labels(labels, shape0))
     yield Progress(total, total, "done", result=labels.astype(smallest_dtype(int(labels.max())), copy=False))
@@ -200,23 +202,26 @@ def _xy_diameter(fg: np.ndarray, center: np.ndarray, cfg: PredictConfig) -> floa
 def assemble(sums: dict, counts: dict, cfg: PredictConfig) -> np.ndarray:
     """Averaged maps -> 3D instance labels (int32) at the maps' (isotropic) shape."""
     n = max(counts["views"], 1)
-    fg = sums.pop("fg").astype(np.float32)
+    # the maps are float32 and no longer needed as they are: smoothed, scaled and reused in place
+    fg = sums.pop("fg")
     # light smoothing: single planes' maps are noisy across the other two axes
-    mask = ndi.gaussian_filter(fg, 1.0) > cfg.prob_threshold
+    ndi.gaussian_filter(fg, 1.0, output=fg)
+    mask = fg > cfg.prob_threshold
     del fg
     if not mask.any():
         return np.zeros(mask.shape, np.int32)
-    center = sums.pop("center").astype(np.float32) / n
+    center = sums.pop("center")
+    center /= n
     if cfg.method == "flows":
         from .flow_dynamics import instances_from_flows
 
-        flow = sums.pop("flow").astype(np.float32)
+        flow = sums.pop("flow")
         for c in range(3):
             flow[c] /= max(counts["flow"][c], 1)
         labels = instances_from_flows(mask, flow, cfg.min_size)
         del flow
     elif cfg.split_depth > 0:
-        labels = _split_by_depth(center, mask, cfg.split_depth, sigma=CENTER_SIGMA)
+        labels = _split_by_depth(center, mask, cfg.split_depth, sigma=CENTER_SIGMA, overwrite=True)
     else:
         from skimage.segmentation import watershed
 
