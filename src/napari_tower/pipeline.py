@@ -181,7 +181,7 @@ def segment_to_iter(source, output=None, *args, **kwargs) -> Iterator[Progress]:
         The output cannot be written: a file in the folder's path, no permission, a full disk
         (a block-wise run keeps its finished blocks for ``resume=True``).
     """
-    from .io.output_errors import prepare_folder, write_error
+    from .io.output_errors import prepare_folder
 
     if output is not None:
         prepare_folder(output)
@@ -190,18 +190,32 @@ def segment_to_iter(source, output=None, *args, **kwargs) -> Iterator[Progress]:
     try:
         yield from _segment_to_iter(source, output, *args, **kwargs)
     except OSError as e:
-        if output is None:
-            raise
-        out = Path(output)
-        if e.filename and not str(Path(e.filename).absolute()).startswith(str(out.absolute())):
-            raise InputError(f"{e.filename}: {e.strerror or e}") from None  # an input, not the output
-        parts = list(out.glob("*.ome.zarr.part"))
-        part = next((p for p in parts if e.filename and str(e.filename).startswith(str(p))), None) or (
-            parts[0] if len(parts) == 1 else None)
-        if part is not None:
-            done = len([m for m in (part / "_blocks").glob("*.npz") if ".tmp." not in m.name])
-            raise write_error(e, part.with_name(part.name[: -len(".part")]), done) from None
-        raise write_error(e, Path(e.filename) if e.filename else out / f"{kwargs['name']}.tif") from None
+        raise _explained(e, source, output, kwargs["name"], kwargs.get("labels_group")) from None
+
+
+def _explained(e: OSError, source, output, name: str, labels_group: str | None) -> Exception:
+    """The one-line error for an OSError met while segmenting ``source`` into ``output``: an
+    :class:`~napari_tower.errors.OutputError` saying what to do, or an InputError for a file
+    that is not the output."""
+    import errno
+
+    from .io.output_errors import write_error
+
+    if labels_group:  # the labels go inside the input: INPUT/labels/NAME(.part)
+        folder, target = Path(source) / "labels", Path(source) / "labels" / labels_group
+    elif output is not None:
+        folder, target = Path(output), None
+    else:  # a block-wise run into a temporary folder (the widget on a dask layer)
+        disk = (errno.ENOSPC, errno.EACCES, errno.EPERM, errno.EROFS, getattr(errno, "EDQUOT", errno.ENOSPC))
+        return write_error(e, Path(e.filename or "the temporary folder")) if e.errno in disk else e
+    if e.filename and not str(Path(e.filename).absolute()).startswith(str(folder.absolute())):
+        return InputError(f"{e.filename}: {e.strerror or e}")  # an input, not the output
+    zarr_target = target or folder / f"{name}.ome.zarr"
+    part = zarr_target.with_name(zarr_target.name + ".part")
+    if part.is_dir():  # block by block: the finished blocks stay for --resume
+        done = len([m for m in (part / "_blocks").glob("*.npz") if ".tmp." not in m.name])
+        return write_error(e, zarr_target, done)
+    return write_error(e, Path(e.filename) if e.filename else folder / f"{name}.tif")
 
 
 def _segment_to_iter(source, output=None, model="auto", device: str = "auto", axes: str | None = None, *,
