@@ -58,3 +58,27 @@ def test_interrupted_while_saving_keeps_the_last_good_model(trained, small_image
         napari_tower.finetune(img, lab, output=out, epochs=1, device="cpu", seed=1)
     _unchanged(out, weights, card, img)
     assert not np.array_equal(np.frombuffer(weights[:64], np.uint8), np.zeros(64, np.uint8))
+
+
+def test_killed_between_the_two_renames_loads_the_new_model(trained, small_image, monkeypatch):
+    """save_model renames the weights, then the card; a kill between the two must not leave a
+    folder whose card and weights disagree for good."""
+    out, weights, card = trained
+    img, lab = small_image
+    import os
+
+    real_replace = os.replace
+
+    def killed_before_the_card(src, dst):
+        if str(dst).endswith("card.json"):
+            raise KeyboardInterrupt
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", killed_before_the_card)
+    with pytest.raises(KeyboardInterrupt):
+        napari_tower.finetune(img, lab, output=out, epochs=1, device="cpu", seed=1)
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert (out / "weights.safetensors").read_bytes() != weights  # the new weights went in
+    assert (out / "card.json.tmp").is_file()
+    assert napari_tower.segment(img, model=out, device="cpu").shape == img.shape  # loads: the card follows
+    assert not (out / "card.json.tmp").exists()

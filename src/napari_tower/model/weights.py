@@ -84,7 +84,23 @@ def unpack_zip(zip_path: Path) -> tuple[Path, str]:
     return unpack_model_zip(zip_path, user_models_dir().parent / "unpacked")
 
 
+def _finish_interrupted_save(model_dir: Path) -> None:
+    """``save_model`` renames the new weights, then the new card: a process killed between the two
+    leaves the new weights beside the old card (their sha256 disagree) and the new card as
+    ``card.json.tmp``. When that card matches the weights, finish its rename."""
+    tmp, wpath = model_dir / (CARD + ".tmp"), model_dir / WEIGHTS
+    if not tmp.is_file() or not wpath.is_file():
+        return
+    try:
+        new = json.loads(tmp.read_text())
+        if isinstance(new, dict) and new.get("sha256") and sha256_of(wpath) == new["sha256"]:
+            os.replace(tmp, model_dir / CARD)
+    except (OSError, ValueError):  # a half-written card.json.tmp, or a read-only folder: leave it
+        pass
+
+
 def read_card(model_dir: Path) -> dict:
+    _finish_interrupted_save(Path(model_dir))
     try:
         card = json.loads((model_dir / CARD).read_text())
     except (OSError, json.JSONDecodeError) as e:
