@@ -146,11 +146,16 @@ def _basins(center: np.ndarray, mask: np.ndarray, sigma: float = 1.0, overwrite:
     c[~mask] = 0
     peaks = (c == ndi.maximum_filter(c, size=3)) & mask
     seeds, n = ndi.label(peaks)
-    labels = watershed(-c, seeds, mask=mask)
-    if n < 2:
-        return labels, None, None, None
     peak = np.zeros(n + 1, np.float32)
     peak[seeds[peaks]] = c[peaks]  # a basin's highest point is its seed
+    del peaks
+    # negated in place and back (exact): skimage's watershed makes two float64 copies of its
+    # input, the peak of a 3D block's memory, and a third (float32) copy here would add to it
+    np.negative(c, out=c)
+    labels = watershed(c, seeds, mask=mask)
+    np.negative(c, out=c)
+    if n < 2:
+        return labels, None, None, None
     pairs, passes = _passes(labels, c)
     return labels, peak, pairs, passes
 
