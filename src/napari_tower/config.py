@@ -31,6 +31,9 @@ class PredictConfig(PostprocessConfig):
     scale: Literal["auto"] | float = Field(1.0, description="resize planes by this factor (0.25-4) before the "
                                          "network, or 'auto': upsample when the objects found are small; labels "
                                          "come back at the input's size")
+    denoise: Literal["auto", "off"] = Field("auto", description="auto: photon-limited (grainy) images are smoothed "
+                                            "before the network, until their noise is that of a well-exposed image; "
+                                            "others are left as they are (io.noise)")
     object_diameter: float | None = Field(None, ge=4, le=1000, description="with scale 'auto': the object size "
                                           "(pixels) the model was trained at; a first pass at half size measures the "
                                           "objects and a second brings them to this size (the cells model)")

@@ -70,6 +70,10 @@ def plane_labels(model, plane: np.ndarray, rgb: bool, cfg: PredictConfig, should
     else:  # a range fixed for the whole image (block-wise runs): blocks see the same intensities
         lo, hi = cfg.norm_range
         img = (img - np.float32(lo)) / np.float32(max(hi - lo, 1e-6))
+    if cfg.denoise == "auto":
+        from ..io.noise import denoise
+
+        img = denoise(img)
     if cfg.scale != "auto":
         return _labels_at(model, img, cfg.scale, cfg, should_stop)
     if cfg.object_diameter:
