@@ -71,7 +71,7 @@ def cmd_segment(args) -> int:
     options = dict(prob_threshold=args.prob_threshold, seed_threshold=args.seed_threshold, split_depth=args.split_depth,
                    nonconvex_split_depth=args.nonconvex_split_depth, min_size=args.min_size, tile=args.tile,
                    scale=args.scale, method=args.method, tta=args.tta or None, z_assembly=args.z_assembly,
-                   views_3d=args.views_3d)
+                   views_3d=args.views_3d, denoise=args.denoise)
     try:  # a bad model or unusable options are one error for the whole run, not one per file
         predict_config(models.preload(args.model), **options)
     except TowerError as e:
@@ -284,6 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "a second, upsampled pass when the objects found are small (default: the model's)")
     s.add_argument("--tta", action="store_true", help="test-time augmentation: average over the four 90-degree "
                    "rotations (4x slower; helps dense histology)")
+    s.add_argument("--denoise", choices=["auto", "off"], default=None, help="auto: grainy, photon-limited images are "
+                   "smoothed before the network until their noise is that of a well-exposed image; others are left "
+                   "as they are (default: auto)")
     s.add_argument("--tile", type=int, default=1024, help="tile side in pixels; lower it to use less memory (default: %(default)s)")
     st = s.add_argument_group("3D stacks and time-lapses")
     st.add_argument("--z-assembly", choices=["3d", "stitch"], default=None, help="Z stacks: 3d = segment the volume "
