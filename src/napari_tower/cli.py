@@ -73,7 +73,7 @@ def cmd_segment(args) -> int:
                    scale=args.scale, method=args.method, tta=args.tta or None, z_assembly=args.z_assembly,
                    views_3d=args.views_3d, denoise=args.denoise)
     try:  # a bad model or unusable options are one error for the whole run, not one per file
-        predict_config(models.preload(args.model), **options)
+        predict_config(models.preload(args.model, args.objects), **options)
     except TowerError as e:
         _err(str(e))
         return 2

@@ -73,11 +73,12 @@ class ModelCache:
             self.loaded[key] = load_model(model, self.device)
         return self.loaded[key]
 
-    def preload(self, model) -> TowerModel:
+    def preload(self, model, objects: str = "auto") -> TowerModel:
         """Load ``model`` now (for ``"auto"``: both bundled models), so that a broken install or a bad
         name fails once, before any input; returns the model whose defaults validate the options."""
-        from .model.choice import AUTO, FLUORESCENCE, GENERAL
+        from .model.choice import AUTO, FLUORESCENCE, GENERAL, model_for_objects
 
+        model = model_for_objects(model, objects)
         if isinstance(model, str) and model == AUTO:
             self.get(FLUORESCENCE)
             return self.get(GENERAL)

@@ -63,7 +63,15 @@ def model_for_objects(model, objects: str):
         from ..errors import InputError
 
         raise InputError(f"objects must be one of {', '.join(OBJECTS)}, got {objects!r}")
-    return CELLS if objects == "cells" and isinstance(model, str) and model == AUTO else model
+    if objects == "cells" and isinstance(model, str) and model == AUTO:
+        if not cells_available():
+            from ..errors import ModelError
+
+            raise ModelError("no 'cells' model is installed (the bundled one is still in training): fine-tune "
+                             "one on 2 annotated frames (napari-tower finetune; docs: tutorials/cells) and pass it "
+                             "with --model")
+        return CELLS
+    return model
 
 
 def cells_available() -> bool:
