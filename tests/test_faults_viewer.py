@@ -113,3 +113,21 @@ def test_image_removed_during_finetuning_keeps_the_model(make_napari_viewer, qtb
     assert w.saved_model is not None and w.saved_model.name == "interrupted"
     assert "layer 'img' was removed" in w._status.value
     assert napari_tower.segment(img, model=w.saved_model).shape == img.shape  # the model trained so far loads
+
+
+def test_viewer_closed_during_finetuning_keeps_the_model(make_napari_viewer, qtbot, small_image):
+    viewer = make_napari_viewer()
+    img, lab = small_image
+    viewer.add_image(img, name="img")
+    viewer.add_labels(lab, name="annotations")
+    w = FinetuneWidget(viewer)
+    viewer.window.add_dock_widget(w, name="finetune")
+    w._minutes.value = 5
+    w._name.value = "closed"
+    assert w.start() is not None
+    qtbot.waitUntil(lambda: len(w.plot.series.get("loss", [])) >= 2, timeout=120_000)
+    viewer.close()
+    # closing aborts the worker; the run is stopped at its next step and saves what it learnt
+    qtbot.waitUntil(lambda: "closed" in napari_tower.list_models(), timeout=60_000)  # not the 5 minutes
+    saved = napari_tower.list_models()["closed"]
+    assert napari_tower.segment(img, model=saved).shape == img.shape

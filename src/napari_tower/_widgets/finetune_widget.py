@@ -20,6 +20,23 @@ from .segment_widget import AXES_CHOICES, layer_axes
 KINDS = [("dense instance labels (0 = background)", False), ("sparse: 0 unannotated, 1 background, >=2 objects", True)]
 
 
+def save_unfinished(training, stop: threading.Event) -> threading.Thread:
+    """Finish an abandoned fine-tuning run (its worker was aborted, e.g. by the viewer closing):
+    stop it at its next step so that it saves what it learnt, in a thread of its own."""
+    stop.set()
+
+    def drain():
+        try:
+            for _ in training:
+                pass
+        except Exception:  # noqa: BLE001 (no widget is left to report to; the last good model stays)
+            pass
+
+    thread = threading.Thread(target=drain, name="napari-tower-finetune-save", daemon=True)
+    thread.start()
+    return thread
+
+
 def split_hold_out(labels: np.ndarray, n_lead: int):
     """(train labels, (plane index, held-out labels)) holding out the last annotated plane."""
     if n_lead == 0:
@@ -130,9 +147,13 @@ class FinetuneWidget(GuardedRun, Reporting, Container):
         self._t0 = time.monotonic()
         budget = self._minutes.value * 60
 
+        training = finetune_iter(data, lab, **kwargs)
+
         def work():
             saved = None
-            for p in finetune_iter(data, lab, **kwargs):
+            # a plain loop, not "yield from": a worker aborted while the viewer closes drops this
+            # generator without closing ``training``, which save_unfinished then runs to its save
+            for p in training:
                 if p.result is not None:
                     saved = p.result
                 else:
@@ -159,6 +180,7 @@ class FinetuneWidget(GuardedRun, Reporting, Container):
         worker = create_worker(work, _start_thread=False, _connect={
             "yielded": quiet_if_gone(on_yield), "returned": quiet_if_gone(self._on_done),
             "errored": quiet_if_gone(self._on_error), "finished": quiet_if_gone(finished),
+            "aborted": lambda: save_unfinished(training, self._stop),
         })
         self._worker = worker
         self._set_running(True)
