@@ -152,6 +152,7 @@ def test_corrupt_chunk_in_ome_zarr_input_names_file_and_chunk(image_tif, tmp_pat
     errors = _errors(capsys.readouterr().err)
     assert len(errors) == 2, errors  # the input's line, then "1 of 2 inputs failed"
     assert str(src) in errors[0] and "chunk (1, 2)" in errors[0] and "damaged" in errors[0]
+    assert f"({chunk})" in errors[0]  # the chunk's own file
     assert errors[1].endswith("1 of 2 inputs failed")
     assert (out / "good.tif").is_file()  # the batch went on
     assert not (out / "damaged.ome.zarr").exists()

@@ -53,6 +53,8 @@ class LazyImage:
             where = self.path if self.path is not None else "the image"
             chunk = self._bad_chunk(slices)
             at = f" in chunk {chunk}" if chunk is not None else ""
+            where_file = _chunk_file(self.path, chunk) if chunk is not None and self.path is not None else None
+            at += f" ({where_file})" if where_file is not None else ""
             msg = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise InputError(f"{where}: cannot read the pixels{at}: {msg} (the file is damaged or was "
                              "moved; re-export or restore it)") from None
@@ -135,6 +137,25 @@ def _open_zarr(path: Path) -> tuple[object, str | None]:
     if not arrays:
         raise InputError(f"{path}: a zarr group without arrays")
     return da.from_zarr(arrays[0][1]), None
+
+
+def _chunk_file(path: Path, chunk: tuple[int, ...]) -> Path | None:
+    """The file holding chunk ``chunk`` (of the squeezed array) of the zarr image at ``path``,
+    or None when that cannot be told (not zarr, sharded, unreadable metadata)."""
+    try:
+        import zarr
+
+        if not is_zarr(path):
+            return None
+        node = zarr.open(str(path), mode="r")
+        ms = ngff_multiscales(path)
+        arr = node[ms["datasets"][0]["path"]] if ms else (node if isinstance(node, zarr.Array) else
+                                                          sorted(node.arrays(), key=lambda kv: kv[0])[0][1])
+        it = iter(chunk)  # axes of size 1 were dropped when opening: their chunk index is 0
+        full = tuple(0 if n == 1 else next(it) for n in arr.shape)
+        return Path(path) / arr.path / arr.metadata.encode_chunk_key(full)
+    except Exception:  # noqa: BLE001 (a courtesy in an error message: never a second error)
+        return None
 
 
 def _open_tiff(path: Path) -> tuple[object, str | None]:
