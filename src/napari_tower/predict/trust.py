@@ -44,9 +44,9 @@ class Fit:
 def signals(labels: np.ndarray) -> dict:
     """Object count, share of specks and covered fraction of 2D labels (or a movie's frames)."""
     labels = np.asarray(labels)
-    areas = np.bincount(labels.ravel().astype(np.int64, copy=False))[1:] if labels.max(initial=0) > 0 else np.zeros(0)
-    if labels.ndim > 2 and areas.size:  # a movie: one id per frame-object, so per-frame areas pool the same way
-        areas = np.concatenate([np.bincount(p.ravel().astype(np.int64, copy=False))[1:] for p in labels.reshape(-1, *labels.shape[-2:])])
+    # a movie's frames pool their objects (ids may repeat across frames once linked)
+    planes = labels.reshape(-1, *labels.shape[-2:]) if labels.ndim > 2 else labels[None]
+    areas = np.concatenate([np.bincount(p.ravel().astype(np.int64, copy=False))[1:] for p in planes])
     areas = areas[areas > 0]
     n = int(areas.size)
     return {
