@@ -4,6 +4,7 @@
     python scripts/screenshot.py finetune docs/screenshot_finetune.png [--minutes 1]
     python scripts/screenshot.py pretrain OUT.png [--minutes 1]   # continues 'tower' on the sample
     python scripts/screenshot.py sharing docs/screenshot_sharing.png  # export for bioimage.io, segment from the zip
+    python scripts/screenshot.py cells docs/screenshot_cells.png  # whole cells: the result's warning
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ def wait_for(worker, app):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("which", choices=["segment", "finetune", "pretrain", "sharing"])
+    ap.add_argument("which", choices=["segment", "finetune", "pretrain", "sharing", "cells"])
     ap.add_argument("out")
     ap.add_argument("--minutes", type=float, default=1.0)
     args = ap.parse_args()
@@ -34,8 +35,12 @@ def main():
     viewer = napari.Viewer(title="napari-tower")
     viewer.window._qt_window.resize(1500, 950)
     app = QApplication.instance()
-    img = sample_image()
-    viewer.add_image(img, name="nuclei")
+    if args.which == "cells":
+        from napari_tower._sample_data import cells_movie
+
+        viewer.add_image(cells_movie(), name="cells", axis_labels=("t", "y", "x"))  # as File > Open Sample loads it
+    else:
+        viewer.add_image(sample_image(), name="nuclei")
     if args.which == "pretrain":
         from napari_tower._widgets.pretrain_widget import PretrainWidget
 

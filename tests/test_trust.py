@@ -117,3 +117,16 @@ def test_objects_cells_without_a_cells_model_is_one_clear_error(tmp_path, sample
                         "--objects", "cells"], capture_output=True, text=True, timeout=300)
     errors = [l for l in r.stderr.splitlines() if l.startswith("napari-tower: error:")]
     assert r.returncode != 0 and len(errors) == 1 and "cells" in errors[0] and "Traceback" not in r.stderr
+
+
+@pytest.mark.gui
+def test_a_layer_that_names_its_axes_is_taken_at_its_word(make_napari_viewer):
+    from napari_tower._sample_data import cells_sample
+    from napari_tower._widgets.segment_widget import layer_axes
+
+    viewer = make_napari_viewer()
+    (img, meta, _), _ = cells_sample()
+    movie = viewer.add_image(img, **meta)  # as File > Open Sample > Cells loads it
+    assert layer_axes(movie, None) == "TYX"
+    assert layer_axes(viewer.add_image(img), None) == "ZYX"  # unnamed: a 3D array is a Z stack
+    assert layer_axes(movie, "ZYX") == "ZYX"  # the widget's own choice wins

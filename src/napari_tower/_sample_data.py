@@ -61,6 +61,6 @@ def cells_movie_labels():
 
 def cells_sample():
     return [
-        (cells_movie(), {"name": "cells"}, "image"),
-        (cells_movie_labels(), {"name": "cells ground truth", "visible": False}, "labels"),
+        (cells_movie(), {"name": "cells", "axis_labels": ("t", "y", "x")}, "image"),
+        (cells_movie_labels(), {"name": "cells ground truth", "visible": False, "axis_labels": ("t", "y", "x")}, "labels"),
     ]

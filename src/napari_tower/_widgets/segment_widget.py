@@ -43,10 +43,15 @@ AXES_CHOICES = [("auto (3D = Z stack)", None), ("Z stack (ZYX)", "ZYX"), ("time-
 def layer_axes(layer, choice: str | None) -> str | None:
     """Axes for a napari image layer: colour from ``layer.rgb``, the rest from the choice."""
     ndim = layer.ndim
+    # axis names the layer carries (a reader's or a sample's, e.g. ("t", "y", "x")) say what
+    # a 3D array is better than a guess does
+    named = "".join(str(a).upper() for a in getattr(layer, "axis_labels", ()))
     if ndim == 2:
         axes = "YX"
     elif choice and len(choice) == ndim:
         axes = choice
+    elif len(named) == ndim and set(named) <= set("TZYX") and named.endswith("YX") and len(set(named)) == ndim:
+        axes = named
     elif ndim == 3:
         axes = "ZYX"
     elif ndim == 4:
@@ -97,6 +102,7 @@ class SegmentWidget(GuardedRun, Reporting, Container):
         self._status = Label(value="")
         # why a result is not to be trusted, shown beside it until the next run
         self._fit = Label(value="", visible=False)
+        self._fit.native.setWordWrap(True)  # before any text: a long line would widen the whole dock
         super().__init__(widgets=[
             self._image, self._model, self._objects, self._model_dir, self._model_file, self._device, self._prob, self._split, self._method, self._min_size,
             self._scale, self._tta, self._axes, self._z_assembly, self._voxel, self._track, self._run, self._cancel, self._progress, self._status,
@@ -282,7 +288,6 @@ class SegmentWidget(GuardedRun, Reporting, Container):
 
             self._fit.value = f"<b>Check this result:</b> {done.warning}"
             self._fit.visible = True
-            self._fit.native.setWordWrap(True)
             show_warning(f"{layer.name}: {done.warning}")
         if done.objects is not None:
             self._status.value = f"{done.objects} objects -> {out.name}"
