@@ -11,6 +11,14 @@ from .data import (POLYP_GROUP, Sample, dsb_index, dsb_split, load_polyp_samples
 from .microscope import low_light
 from .recipe_spec import Recipe, Source, ValItem
 
+# what a card says of each source (the licence obliges us to credit the CC BY ones)
+CREDITS = {
+    "dsb2018": "2018 Data Science Bowl stage-1 training set (BBBC038, Caicedo et al. 2019), CC0",
+    "polyp_nuclei": "polyp_nuclei: T. Pecot, 'Deep learning for biologists' course repository, "
+                    "Polyp_Nuclei/Training, CC BY 4.0",
+    "bbbc030": "BBBC030v1 (Koos et al., Sci Rep 2016), Broad Bioimage Benchmark Collection, CC BY 3.0",
+    "synthetic_cells": "synthetic cell layouts rendered by napari_tower.train.render_cells",
+}
 CELLS_GROUP = "cells-dic"
 SYNTHETIC_GROUP = "cells-synthetic"
 
