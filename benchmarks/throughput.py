@@ -343,7 +343,9 @@ def blocks(args) -> dict:
     from .common import run_measured
 
     vol = tifffile.imread(SAMPLE_3D)
-    big = np.block([[vol, vol[:, :, ::-1]], [vol[:, ::-1], vol[:, ::-1, ::-1]]])  # 60x512x512, no seam artefacts
+    big = np.concatenate([vol, vol[:, :, ::-1]], axis=2)  # 60x256x512, mirrored: no seam artefacts
+    if args.grid == 2:
+        big = np.concatenate([big, big[:, ::-1]], axis=1)  # 60x512x512
     res: dict = {"shape": list(big.shape), "runs": {}}
     with tempfile.TemporaryDirectory(prefix="tower-blocks-") as tmp:
         src = Path(tmp) / "stack.tif"
@@ -376,6 +378,7 @@ def main(argv=None) -> int:
         if name == "blocks":
             p.add_argument("--workers", default="1,2")
             p.add_argument("--block-size", default=None)
+            p.add_argument("--grid", type=int, choices=(1, 2), default=1, help="copies of the stack along Y (X: 2)")
     c = sub.add_parser("classical")
     c.add_argument("--3d", dest="three_d", action="store_true")
     c.add_argument("files", nargs="+")
