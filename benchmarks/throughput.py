@@ -137,9 +137,13 @@ def ratios(args) -> dict:
             tower = cli() + ["segment", *inputs, "-o", str(tmp / "out_tower"), "--device", args.device]
             classical = [sys.executable, "-m", "benchmarks.throughput", "classical", *(["--3d"] if three_d else []),
                          *files, "-o", str(tmp / "out_classical")]
-            runs = {"tower": [], "classical": []}
+            sides = [("tower", tower), ("classical", classical)]
+            if args.before:  # the same command on an earlier source tree, e.g. git archive REV src | tar -x -C DIR
+                before = [str(tmp / "out_before") if a == str(tmp / "out_tower") else a for a in tower]
+                sides.append(("before", ["env", f"PYTHONPATH={Path(args.before).resolve()}", *before]))
+            runs = {side: [] for side, _ in sides}
             for _ in range(args.repeats):
-                for side, cmd in (("tower", tower), ("classical", classical)):
+                for side, cmd in sides:
                     r = run_measured(cmd, cwd=REPO)
                     runs[side].append({"wall": r["wall"], "rss_mib": r["rss_mib"]})
                     print(f"  {name}: {side} {r['wall']:.2f} s, {r['rss_mib']:.0f} MiB", file=sys.stderr, flush=True)
@@ -147,8 +151,11 @@ def ratios(args) -> dict:
             entry = {"inputs": len(files), "pixels": size, "runs": runs, "median_s": med,
                      "peak_rss_mib": {k: max(r["rss_mib"] for r in v) for k, v in runs.items()},
                      "ratio": med["tower"] / med["classical"],
+                     "ratio_before": med["before"] / med["classical"] if "before" in med else None,
                      "tower_mpx_per_s": size / 1e6 / med["tower"]}
             entry["accuracy"] = _accuracy(name, tmp, files)
+            entry["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+            entry["load_after"] = list(os.getloadavg())  # the 1-minute value is this case's own
             res["cases"][name] = entry
     res["commands"] = {"tower": "napari-tower segment INPUTS -o OUT --device " + args.device,
                        "classical": "python -m benchmarks.throughput classical [--3d] FILES -o OUT"}
@@ -185,7 +192,8 @@ class _Timed:
         return out
 
 
-def _inprocess_case(model, images: list[np.ndarray], axes: str | None) -> dict:
+def _inprocess_case(model, images: list[tuple[np.ndarray, str | None]]) -> dict:
+    """Seconds for ``images`` ((array, axes) as ``read_image`` gives them), the network's apart."""
     from napari_tower.predict.segment import segment_iter
     from napari_tower.predict.tower_model import predict_config
     from napari_tower.progress import run_to_end
@@ -193,30 +201,31 @@ def _inprocess_case(model, images: list[np.ndarray], axes: str | None) -> dict:
     timed = _Timed(model.backend)
     model.backend = timed
     try:
-        run_to_end(segment_iter(model, images[0][:64, :64] if images[0].ndim == 2 else images[0][:8, :64, :64], axes,
-                                predict_config(model)))  # warm-up: first-call allocations
+        img, axes = images[0]
+        warm = img[:8, :64, :64] if axes == "ZYX" else img[:64, :64]
+        run_to_end(segment_iter(model, warm, axes, predict_config(model)))  # warm-up: first-call allocations
         timed.seconds = 0.0
         t0 = time.perf_counter()
-        for img in images:
+        for img, axes in images:
             run_to_end(segment_iter(model, img, axes, predict_config(model)))
         total = time.perf_counter() - t0
     finally:
         model.backend = timed.inner
-    px = sum(int(np.prod(i.shape[:3] if axes == "ZYX" else i.shape[:2])) for i in images)
+    px = sum(int(np.prod(i.shape[:3] if a == "ZYX" else i.shape[:2])) for i, a in images)
     return {"pixels": px, "total_s": total, "network_s": timed.seconds, "rest_s": total - timed.seconds,
             "mpx_per_s": px / 1e6 / total, "network_mpx_per_s": px / 1e6 / timed.seconds}
 
 
 def inprocess(args) -> dict:
     import tifffile
-    from skimage.io import imread
 
+    from napari_tower.io.files import read_image
     from napari_tower.predict.tower_model import load_model
 
     root = Path(args.data)
     with tempfile.TemporaryDirectory() as tmp:
         mosaic = tifffile.imread(mosaic_2048(root, Path(tmp)))
-    small = [imread(p) for p in small_fluorescence(root)]
+    small = [read_image(p) for p in small_fluorescence(root)]
     vol = tifffile.imread(SAMPLE_3D)
     setups = [("cpu", "torch"), ("cpu", "onnx")]
     if args.device in ("cuda", "all"):
@@ -233,9 +242,9 @@ def inprocess(args) -> dict:
         fluo, general = load_model("nuclei-fluo", device), load_model("default", device)
         key = f"{device}/{fluo.backend.name}"
         res["setups"][key] = {"load_two_models_s": time.perf_counter() - t0, "cases": {
-            "2048x2048 (nuclei-fluo)": _inprocess_case(fluo, [mosaic], "YX"),
-            f"{len(small)} small PNGs (nuclei-fluo)": _inprocess_case(fluo, small, "YXC"),
-            "60x256x256 3D (default)": _inprocess_case(general, [vol], "ZYX"),
+            "2048x2048 (nuclei-fluo)": _inprocess_case(fluo, [(mosaic, "YX")]),
+            f"{len(small)} small PNGs (nuclei-fluo)": _inprocess_case(fluo, small),
+            "60x256x256 3D (default)": _inprocess_case(general, [(vol, "ZYX")]),
         }}
         print(json.dumps({key: res["setups"][key]}, indent=1), file=sys.stderr, flush=True)
     os.environ.pop("NAPARI_TOWER_BACKEND", None)
@@ -375,6 +384,8 @@ def main(argv=None) -> int:
         if name == "ratios":
             p.add_argument("--repeats", type=int, default=3)
             p.add_argument("--only", default=None, help="run the cases whose name holds this text")
+            p.add_argument("--before", default=None, metavar="SRC", help="also time the CLI on this earlier "
+                           "napari_tower source tree (its 'src' folder), alternating with the others")
         if name == "blocks":
             p.add_argument("--workers", default="1,2")
             p.add_argument("--block-size", default=None)
@@ -393,6 +404,9 @@ def main(argv=None) -> int:
     res["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     out = args.out or RESULTS / f"throughput_{args.what}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
+    if getattr(args, "only", None) and out.is_file():  # one case rerun: the others' results stay
+        old = json.loads(out.read_text())
+        res["cases"] = {**old.get("cases", {}), **res["cases"]}
     out.write_text(json.dumps(res, indent=1) + "\n")
     print(json.dumps(res, indent=1))
     return 0

@@ -19,6 +19,6 @@ class ArchInfo:
     seg_channels: int
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ArchInfo":
+    def from_dict(cls, d: dict) -> ArchInfo:
         widths = d.get("widths", (16, 32, 64, 128))
         return cls(divisor=int(d.get("stem_stride", 1)) * 2 ** (len(widths) - 1), seg_channels=int(d.get("seg_channels", 3)))

@@ -134,7 +134,7 @@ def torch_may_accelerate() -> bool:
         text = (Path(spec.origin).parent / "version.py").read_text()
     except OSError:
         return True
-    builds = [re.search(rf"^{key}\s*(?::[^=\n]*)?=\s*(.+)$", text, re.M) for key in ("cuda", "hip", "xpu")]
+    builds = [re.search(rf"^{key}\s*(?::[^=\n]*)?=\s*(.+)$", text, re.MULTILINE) for key in ("cuda", "hip", "xpu")]
     return not all(m is not None and m.group(1).strip() == "None" for m in builds)
 
 

@@ -10,7 +10,6 @@ import hashlib
 import json
 import os
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from ..errors import ModelError
@@ -110,7 +109,7 @@ def read_card(model_dir: Path) -> dict:
     return card
 
 
-def load_network(model_dir: Path, verify: bool = True) -> tuple["TowerNet", dict]:
+def load_network(model_dir: Path, verify: bool = True) -> tuple[TowerNet, dict]:
     from safetensors.torch import load_file
 
     from .network import ArchConfig, TowerNet
@@ -131,7 +130,7 @@ def load_network(model_dir: Path, verify: bool = True) -> tuple["TowerNet", dict
     return net, card
 
 
-def save_model(net: "TowerNet", model_dir: str | os.PathLike, card: dict) -> Path:
+def save_model(net: TowerNet, model_dir: str | os.PathLike, card: dict) -> Path:
     """Write weights and card atomically (temporary files, then rename)."""
     from safetensors.torch import save_file
 
@@ -150,7 +149,7 @@ def save_model(net: "TowerNet", model_dir: str | os.PathLike, card: dict) -> Pat
     return model_dir
 
 
-def resolve_device(device: str = "auto") -> "torch.device":
+def resolve_device(device: str = "auto") -> torch.device:
     """'auto' picks CUDA, then Apple MPS, then CPU; asking for a missing one is an error."""
     import torch
 

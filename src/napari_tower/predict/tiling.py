@@ -87,7 +87,7 @@ def predict_maps_batch(model, images: np.ndarray, device=None, precision: str = 
     The XZ and YZ planes of a stack are short (Z rows): one network call per plane would
     spend most of its time in per-call overhead, so they go through the network together.
     """
-    n, h, w = images.shape
+    _, h, w = images.shape
     th, tw = (int(math.ceil(s / divisor) * divisor) for s in (h, w))
     pad = ((0, 0), (0, th - h), (0, tw - w))
     src = np.pad(images, pad, mode="reflect" if min(h, w) > 1 else "edge") if (th > h or tw > w) else images

@@ -16,7 +16,15 @@ from pydantic import ValidationError
 from ..config import PredictConfig
 from ..errors import InputError, ModelError
 from ..model.arch import ArchInfo
-from ..model.weights import WEIGHTS, available_models, load_network, read_card, resolve_device, resolve_model_dir, sha256_of
+from ..model.weights import (
+    WEIGHTS,
+    available_models,
+    load_network,
+    read_card,
+    resolve_device,
+    resolve_model_dir,
+    sha256_of,
+)
 from .tiling import predict_maps as _predict_maps
 from .tiling import predict_maps_batch as _predict_maps_batch
 
