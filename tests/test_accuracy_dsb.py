@@ -1,6 +1,6 @@
 """The bundled default model on held-out dsb2018 validation images of each modality.
 
-Thresholds sit well below the model's measured validation scores (docs/benchmarks.md)
+Thresholds sit well below the model's measured validation scores (docs/benchmarks/2d.md)
 and well above what a broken or untrained model reaches, so a regression fails here.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.data, pytest.mark.slow]
 
 # modality: (images scored, min mean Dice, min mean AP@0.5)
 THRESHOLDS = {"fluorescence": (8, 0.88, 0.70), "histology": (6, 0.82, 0.47), "brightfield": (2, 0.80, 0.45)}
-# the default model's scores on the whole validation split are in docs/benchmarks.md
+# the default model's scores on the whole validation split are in docs/benchmarks/2d.md
 # (2026-11-26, --arch fast: fluorescence AP 0.82, histology 0.56, brightfield 0.59)
 
 

@@ -1,7 +1,7 @@
 """The bundled default model on the held-out polyp_nuclei validation tiles (dense fluorescence
 tissue), the fixed whole-tile split, and the failure breakdown the benchmark reports.
 
-Thresholds sit below the shipped model's measured scores on these tiles (docs/benchmarks.md:
+Thresholds sit below the shipped model's measured scores on these tiles (docs/benchmarks/2d.md:
 Dice 0.797, AP@0.5 0.244 for the dsb2018-only `default`) and well above what a broken model
 reaches (the classical pipeline: Dice 0.673, AP@0.5 0.156), so a regression fails here.
 """

@@ -15,7 +15,7 @@ def test_sample_image_matches_ground_truth(model, sample):
     assert labels.shape == img.shape
     assert np.issubdtype(labels.dtype, np.integer)
     assert dice(labels, truth) >= 0.85
-    assert average_precision(labels, truth) >= 0.68  # measured 0.77 (docs/benchmarks.md)
+    assert average_precision(labels, truth) >= 0.68  # measured 0.77 (docs/benchmarks/2d.md)
 
 
 def test_tiled_prediction_agrees_with_whole_image(model, sample):
