@@ -76,18 +76,24 @@ def main(argv: list[str] | None = None) -> int:
 
     counts: dict[str, list[int]] = {}
     shares: dict[str, list[float]] = {}
+    reasons: dict[str, dict[str, int]] = {}
     for group, load in _items(args.data, args.every):
         img = load()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             labels = napari_tower.segment(img, model=args.model, device="cpu", axes="YXC" if img.ndim == 3 else "YX")
-        counts.setdefault(group, []).append(int(any(issubclass(w.category, FitWarning) for w in caught)))
+        fits = [str(w.message) for w in caught if issubclass(w.category, FitWarning)]
+        counts.setdefault(group, []).append(int(bool(fits)))
+        for why in ("unsure", "specks", "cover"):
+            reasons.setdefault(group, {}).setdefault(why, 0)
+            reasons[group][why] += int(any(why in f for f in fits))
         shares.setdefault(group, []).append(signals(labels)["speck_share"])
     # the speck shares let a new cut-off be judged without segmenting again
     rows = {g: {"flagged": int(sum(v)), "images": len(v), "speck_share_min": round(min(shares[g]), 3),
-                "speck_share_max": round(max(shares[g]), 3)} for g, v in counts.items()}
+                "speck_share_max": round(max(shares[g]), 3), "by_signal": reasons[g]} for g, v in counts.items()}
     for g, r in rows.items():
-        log(f"{g:50s} flagged {r['flagged']:3d} / {r['images']:3d}   speck share {r['speck_share_min']:.2f}-{r['speck_share_max']:.2f}")
+        log(f"{g:50s} flagged {r['flagged']:3d} / {r['images']:3d}   speck share {r['speck_share_min']:.2f}-"
+            f"{r['speck_share_max']:.2f}   by signal {r['by_signal']}")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"command": "python -m benchmarks.trust " + " ".join(

@@ -70,7 +70,7 @@ def test_nuclei_validation_images_are_not_flagged(dsb_root):
 @pytest.mark.data
 def test_whole_cells_seen_by_a_nuclei_model_warn_in_the_api_and_the_cli(tmp_path):
     img = _dic(0)
-    with pytest.warns(FitWarning, match="specks"):
+    with pytest.warns(FitWarning, match="does not look like what the model knows"):
         napari_tower.segment(img, model="nuclei-fluo", device="cpu")
     f = tmp_path / "dic.tif"
     tifffile.imwrite(f, img)
@@ -96,7 +96,7 @@ def test_the_widget_shows_why_a_result_is_not_to_be_trusted(make_napari_viewer, 
     assert widget.last_error is None
     assert "dic TOWER labels" in viewer.layers  # the result is still shown
     # shown beside the result (the test viewer's window itself is not shown, so ask Qt whether it is hidden)
-    assert not widget._fit.native.isHidden() and "specks" in widget._fit.value
+    assert not widget._fit.native.isHidden() and "does not look like" in widget._fit.value
     # a run that fits clears the message
     from napari_tower._sample_data import sample_image
 
@@ -130,3 +130,14 @@ def test_a_layer_that_names_its_axes_is_taken_at_its_word(make_napari_viewer):
     assert layer_axes(movie, None) == "TYX"
     assert layer_axes(viewer.add_image(img), None) == "ZYX"  # unnamed: a 3D array is a Z stack
     assert layer_axes(movie, "ZYX") == "ZYX"  # the widget's own choice wins
+
+
+def test_a_model_unsure_of_much_of_the_image_is_not_trusted():
+    labels = np.zeros((100, 100), np.int32)
+    labels[10:30, 10:30] = 1  # one good-looking object: the specks rule has nothing to say
+    unsure = {"unsure": 900, "sure": 1000, "pixels": 10_000}
+    decisive = {"unsure": 200, "sure": 1000, "pixels": 10_000}
+    empty = {"unsure": 10, "sure": 0, "pixels": 10_000}  # a field without objects: no ratio
+    fit = judge(labels, maps=unsure)
+    assert not fit.ok and "unsure" in fit.reason
+    assert judge(labels, maps=decisive).ok and judge(labels, maps=empty).ok

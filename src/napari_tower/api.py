@@ -107,19 +107,22 @@ def segment_iter(
     """
     m = load_model(pick_model(model, image, axes), device)
     cfg = predict_config(m, **options)
-    for p in _segment.segment_iter(m, image, axes, cfg, should_stop):
-        if p.result is not None:
-            _warn_if_unfit(m, image, axes, p.result)
-        yield p
+    from .predict.trust import collecting
+
+    with collecting() as maps:
+        for p in _segment.segment_iter(m, image, axes, cfg, should_stop):
+            if p.result is not None:
+                _warn_if_unfit(m, image, axes, p.result, maps)
+            yield p
 
 
-def _warn_if_unfit(m: TowerModel, image, axes, labels) -> None:
+def _warn_if_unfit(m: TowerModel, image, axes, labels, maps) -> None:
     import warnings
 
     from .errors import FitWarning
     from .predict.trust import judge_result
 
-    fit = judge_result(m, image, axes, labels)
+    fit = judge_result(m, image, axes, labels, maps)
     if not fit.ok:
         warnings.warn(f"model {m.name}: {fit.message}", FitWarning, stacklevel=4)
 

@@ -272,21 +272,22 @@ def _segment_to_iter(source, output=None, model="auto", device: str = "auto", ax
     m = models.get(pick_model(model, image, axes))
     yield Progress(0, 1, f"model {m.name}")
     cfg = predict_config(m, **options, voxel_size=None if voxel_size is None else tuple(voxel_size))
-    labels = None
-    for p in segment_iter(m, image, axes, cfg, should_stop):
-        if p.result is not None:
-            labels = p.result
-            continue  # the final report below carries the result
-        yield p
-    from .predict.trust import judge_result
+    from .predict.trust import collecting, judge_result
 
-    fit = judge_result(m, image, axes, labels)
+    labels = None
+    with collecting() as maps:
+        for p in segment_iter(m, image, axes, cfg, should_stop):
+            if p.result is not None:
+                labels = p.result
+                continue  # the final report below carries the result
+            yield p
+    fit = judge_result(m, image, axes, labels, maps)
     warning = fit.message or None
     if not fit.ok and cells_fallback and "cell" not in str(m.card.get("task", "")):
         found = yield from _cells_instead(models, image, axes, options, should_stop)
         if found is not None:
             m, labels = found
-            warning = ("the nuclei model found specks, not nuclei: segmented as whole cells with the cells model "
+            warning = ("the nuclei model's result did not fit: segmented as whole cells with the cells model "
                        "(--objects nuclei keeps the nuclei model); if the cells are wrong, fine-tune on 2 frames")
     graph = tracks = None
     if track:
@@ -306,19 +307,20 @@ def _cells_instead(models: ModelCache, image, axes, options: dict, should_stop):
     is installed and its own result fits; None otherwise (the nuclei result stands, flagged)."""
     from .model.choice import CELLS, cells_available
     from .predict.segment import segment_iter
-    from .predict.trust import judge_result
+    from .predict.trust import collecting, judge_result
 
     if not cells_available():
         return None
-    yield Progress(0, 1, "the nuclei model found specks: trying the cells model")
+    yield Progress(0, 1, "the nuclei model's result does not fit: trying the cells model")
     m = models.get(CELLS)
     labels = None
-    for p in segment_iter(m, image, axes, predict_config(m, **options), should_stop):
-        if p.result is not None:
-            labels = p.result
-        else:
-            yield p
-    return (m, labels) if judge_result(m, image, axes, labels).ok else None
+    with collecting() as maps:
+        for p in segment_iter(m, image, axes, predict_config(m, **options), should_stop):
+            if p.result is not None:
+                labels = p.result
+            else:
+                yield p
+    return (m, labels) if judge_result(m, image, axes, labels, maps).ok else None
 
 
 def _linked(labels: np.ndarray, csv: Path | None):

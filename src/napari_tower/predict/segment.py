@@ -49,6 +49,9 @@ def _labels_at(model, img: np.ndarray, scale: float, cfg: PredictConfig, should_
     if scale != 1.0:
         maps = _resize(maps, img.shape)
         maps[3:5] /= scale  # a flow step spans 1 / scale pixels at the input's size
+    from .trust import record_map
+
+    record_map(maps[0])  # for the judgement of whether the result is to be trusted
     flow = maps[3:5] if len(maps) >= 5 else None
     return instances_from_maps(maps[0], maps[2], cfg.prob_threshold, cfg.seed_threshold, cfg.min_size, cfg.split_depth,
                                flow=flow, method=cfg.method, nonconvex_split_depth=cfg.nonconvex_split_depth)
