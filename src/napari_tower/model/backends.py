@@ -5,7 +5,7 @@ knowing which one ran:
 
 - ``TorchBackend``: the reference (and the one training uses), on CPU, CUDA or MPS;
 - ``OnnxBackend``: ONNX Runtime on the CPU (the optional ``onnx`` extra). On 2 CPU cores it
-  ran the bundled networks 1.4-1.7x faster than torch, and a command that uses it never
+  ran the bundled networks 1.3-3x faster than torch (docs/benchmarks/throughput.md), and a command that uses it never
   imports torch (1.5-2 s of start-up). The network is exported once per model and machine,
   with torch, into the user cache, and checked against torch before it is used.
 
