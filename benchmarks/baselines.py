@@ -33,9 +33,7 @@ METHOD = "Gaussian + Otsu + distance-transform watershed"
 def classical_segment(image, sigma: float = 1.0, min_distance: int = 5, min_size: int = 15) -> np.ndarray:
     """Instance labels (int32, 0 = background) for a 2D gray image or an RGB(A) image (Y, X, 3|4)."""
     from scipy import ndimage as ndi
-    from skimage.feature import peak_local_max
     from skimage.filters import threshold_otsu
-    from skimage.segmentation import relabel_sequential, watershed
 
     from napari_tower.io.normalize import percentile_normalize, to_single_channel
 
@@ -50,12 +48,21 @@ def classical_segment(image, sigma: float = 1.0, min_distance: int = 5, min_size
     mask = x > t
     if mask.mean() > 0.5:  # dark objects on a bright background
         mask = x < t
+    return distance_watershed(mask, min_distance, min_size)
+
+
+def distance_watershed(mask: np.ndarray, min_distance: int = 5, min_size: int = 15) -> np.ndarray:
+    """Steps 3-6 above on a foreground mask of any dimension (2D images, 3D stacks)."""
+    from scipy import ndimage as ndi
+    from skimage.feature import peak_local_max
+    from skimage.segmentation import relabel_sequential, watershed
+
     components, n_comp = ndi.label(mask)
     if n_comp == 0:
-        return np.zeros(x.shape, np.int32)
+        return np.zeros(mask.shape, np.int32)
     dist = ndi.distance_transform_edt(mask)
     peaks = peak_local_max(dist, min_distance=min_distance, labels=components, exclude_border=False)
-    markers = np.zeros(x.shape, np.int32)
+    markers = np.zeros(mask.shape, np.int32)
     markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1, dtype=np.int32)
     labels = watershed(-dist, markers, mask=mask).astype(np.int32)
     # components without any seed would stay 0: give them their own labels
