@@ -125,3 +125,16 @@ def test_arch_facts_without_torch_agree_with_the_network():
         info = arch.ArchInfo.from_dict(cfg.to_dict())
         assert (info.divisor, info.seg_channels) == (cfg.divisor, cfg.seg_channels)
     assert arch.ArchInfo.from_dict({}) == arch.ArchInfo(network.ArchConfig().divisor, network.ArchConfig().seg_channels)
+
+
+def test_auto_device_without_a_gpu_runs_onnx_even_with_a_gpu_build_of_torch(cache, monkeypatch):
+    """pip's Linux torch is a CUDA build; on a machine without a GPU, 'auto' is the CPU all the same."""
+    import torch
+
+    monkeypatch.setattr(backends, "torch_may_accelerate", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert backends.wants_onnx("auto")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert not backends.wants_onnx("auto")
+    assert backends.wants_onnx("cpu")

@@ -9,8 +9,9 @@ knowing which one ran:
   imports torch (1.5-2 s of start-up). The network is exported once per model and machine,
   with torch, into the user cache, and checked against torch before it is used.
 
-``select`` picks: ``NAPARI_TOWER_BACKEND`` = ``torch`` or ``onnx`` forces one; by default
-ONNX Runtime runs where the device is the CPU and onnxruntime is installed, torch elsewhere.
+``wants_onnx`` decides: ``NAPARI_TOWER_BACKEND`` = ``torch`` or ``onnx`` forces one; by default
+ONNX Runtime runs where the device is the CPU (``auto`` without a GPU) and onnxruntime is
+installed, torch elsewhere.
 Both return float32 maps (N, C, H, W): probabilities (foreground, boundary, centerness) and,
 for models with flows, unit-length flows.
 """
@@ -138,11 +139,22 @@ def torch_may_accelerate() -> bool:
     return not all(m is not None and m.group(1).strip() == "None" for m in builds)
 
 
+def gpu_available() -> bool:
+    """Whether ``device="auto"`` means a GPU. torch is imported only when its build could use one
+    (pip's default Linux torch is a CUDA build, also on machines without a GPU)."""
+    if not torch_may_accelerate():
+        return False
+    import torch
+
+    mps = getattr(torch.backends, "mps", None)
+    return torch.cuda.is_available() or (mps is not None and mps.is_available())
+
+
 def wants_onnx(device: str) -> bool:
     """ONNX Runtime for this device request? (The CPU only; a forced ``onnx`` on a GPU request is an error.)"""
     choice = requested()
     device = (device or "auto").lower()
-    on_cpu = device == "cpu" or (device == "auto" and not torch_may_accelerate())
+    on_cpu = device == "cpu" or (device == "auto" and not gpu_available())
     if choice == "onnx":
         if not onnxruntime_available():
             from ..errors import ModelError
