@@ -237,9 +237,11 @@ def onnx_backend(weights_sha256: str, build_net, divisor: int) -> OnnxBackend | 
     """The cached export for these weights (made now with ``build_net()`` if missing), or None
     when it cannot be made here: the caller then runs torch."""
     path = onnx_path(weights_sha256)
+    if not path.is_file():
+        net = build_net()  # a model that does not load is the model's error (ModelError), not the backend's
     try:
         if not path.is_file():
-            export_onnx(build_net(), path, divisor)
+            export_onnx(net, path, divisor)
         return OnnxBackend(path)
     except Exception as e:  # noqa: BLE001 (an optional speed-up: any failure falls back to the reference)
         if requested() == "onnx":
