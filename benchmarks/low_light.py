@@ -1,7 +1,7 @@
 """Low light: dsb2018 fluorescence validation images recorded again with few photons.
 
     python -m benchmarks.low_light --data ../shared/data/dsb2018 [--models auto,candidates/nuclei] \
-        [--photons 3,10,30,100,1000] [--images 0] [--out docs/results/low_light.json]
+        [--photons 3,10,30,100,1000] [--images 0] [--denoise auto|off] [--out docs/results/low_light.json]
 
 Each validation image (napari_tower.train.data.dsb_split) is scaled so that its bright pixels
 (99.8th percentile) collect ``photons`` on average, then gets Poisson shot noise and Gaussian
@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, required=True, help="the dsb2018 folder")
     ap.add_argument("--models", default="auto", help="comma-separated: auto, model names or directories")
     ap.add_argument("--photons", default="3,10,30,100,1000")
+    ap.add_argument("--denoise", default="auto", choices=("auto", "off"), help="segment(denoise=...): the default, or no smoothing")
     ap.add_argument("--images", type=int, default=0, help="use the first N fluorescence validation images (0: all)")
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON")
     args = ap.parse_args(argv)
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
                 x = img if lv == "clean" else low_light(img, lv, np.random.default_rng(1000 + i))
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
-                    pred = napari_tower.segment(x, model=model, device="cpu", axes="YX")
+                    pred = napari_tower.segment(x, model=model, device="cpu", axes="YX", denoise=args.denoise)
                 per[str(lv)]["flagged"].append(float(any(issubclass(w.category, FitWarning) for w in caught)))
                 per[str(lv)]["ap50"].append(average_precision(pred, truth))
                 per[str(lv)]["dice"].append(dice(pred, truth))

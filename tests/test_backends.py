@@ -88,6 +88,7 @@ def test_cpu_segmentation_never_imports_torch(cache, tmp_path):
     """torch's import is 1.5-2 s of every command's start-up; with a cached export it is not needed."""
     load_model("default", "cpu")
     load_model("nuclei-fluo", "cpu")
+    load_model("cells", "cpu")  # auto tries it when the nuclei result does not fit (noise does not)
     code = (
         "import sys, numpy as np\n"
         "from napari_tower.cli import main\n"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 import napari_tower
-from napari_tower.io.noise import NOISY, denoise, noise_level
+from napari_tower.io.noise import NOISY, denoise, noise_learned, noise_level
 from napari_tower.io.normalize import percentile_normalize
 from napari_tower.metrics import average_precision
 from napari_tower.train.microscope import low_light
@@ -24,7 +24,8 @@ def test_noise_is_measured_on_the_grain_not_on_the_nuclei(sample):
 def test_a_low_light_image_is_segmented_far_better_with_denoise_auto(sample):
     img, truth = sample
     noisy = low_light(img, 10, np.random.default_rng(1))
-    model = napari_tower.load_model("nuclei-fluo", device="cpu")
+    model = napari_tower.load_model("default", device="cpu")  # trained on well-exposed images only
+    assert not noise_learned(model.card)
     ap_off = average_precision(napari_tower.segment(noisy, model=model, axes="YX", denoise="off"), truth)
     ap_auto = average_precision(napari_tower.segment(noisy, model=model, axes="YX"), truth)
     assert ap_auto > ap_off + 0.2, (ap_off, ap_auto)
@@ -32,3 +33,15 @@ def test_a_low_light_image_is_segmented_far_better_with_denoise_auto(sample):
     a = napari_tower.segment(img, model=model, axes="YX")
     b = napari_tower.segment(img, model=model, axes="YX", denoise="off")
     assert np.array_equal(a, b)
+
+
+def test_a_model_that_learned_photon_noise_reads_the_grain_itself(sample):
+    img, truth = sample
+    noisy = low_light(img, 10, np.random.default_rng(1))
+    model = napari_tower.load_model("nuclei-fluo", device="cpu")  # its recipe simulated 3-1000 photons
+    assert noise_learned(model.card)
+    auto = napari_tower.segment(noisy, model=model, axes="YX")
+    assert np.array_equal(auto, napari_tower.segment(noisy, model=model, axes="YX", denoise="off"))  # not smoothed
+    # and it reads it better than the well-exposed model after smoothing
+    smoothed_default = napari_tower.segment(noisy, model="default", axes="YX", device="cpu")
+    assert average_precision(auto, truth) > average_precision(smoothed_default, truth) + 0.05

@@ -106,19 +106,6 @@ def test_the_widget_shows_why_a_result_is_not_to_be_trusted(make_napari_viewer, 
     assert widget._fit.native.isHidden()
 
 
-def test_objects_cells_without_a_cells_model_is_one_clear_error(tmp_path, sample):
-    from napari_tower.model.choice import cells_available
-
-    if cells_available():
-        pytest.skip("a cells model is installed here")
-    f = tmp_path / "img.tif"
-    tifffile.imwrite(f, sample[0])
-    r = subprocess.run([sys.executable, "-m", "napari_tower.cli", "segment", str(f), str(f), "-o", str(tmp_path / "o"),
-                        "--objects", "cells"], capture_output=True, text=True, timeout=300)
-    errors = [l for l in r.stderr.splitlines() if l.startswith("napari-tower: error:")]
-    assert r.returncode != 0 and len(errors) == 1 and "cells" in errors[0] and "Traceback" not in r.stderr
-
-
 @pytest.mark.gui
 def test_a_layer_that_names_its_axes_is_taken_at_its_word(make_napari_viewer):
     from napari_tower._sample_data import cells_sample

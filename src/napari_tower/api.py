@@ -105,26 +105,35 @@ def segment_iter(
     The final report carries the labels in ``result``. ``should_stop`` is polled between
     planes; when it returns True, :class:`~napari_tower.errors.Cancelled` is raised.
     """
+    from .model.choice import AUTO, model_for_objects
+    from .pipeline import CELLS_INSTEAD, cells_instead
+    from .predict.trust import collecting, judge_result
+
+    objects = options.pop("objects", "auto")
+    cells_fallback = isinstance(model, str) and model == AUTO and objects == "auto"  # as the CLI and widget
+    model = model_for_objects(model, objects)
     m = load_model(pick_model(model, image, axes), device)
     cfg = predict_config(m, **options)
-    from .predict.trust import collecting
-
+    labels = None
     with collecting() as maps:
         for p in _segment.segment_iter(m, image, axes, cfg, should_stop):
-            if p.result is not None:
-                _warn_if_unfit(m, image, axes, p.result, maps)
-            yield p
-
-
-def _warn_if_unfit(m: TowerModel, image, axes, labels, maps) -> None:
-    import warnings
-
-    from .errors import FitWarning
-    from .predict.trust import judge_result
-
+            if p.result is None:
+                yield p
+            else:
+                labels = p.result
     fit = judge_result(m, image, axes, labels, maps)
-    if not fit.ok:
-        warnings.warn(f"model {m.name}: {fit.message}", FitWarning, stacklevel=4)
+    message = None if fit.ok else f"model {m.name}: {fit.message}"
+    if not fit.ok and cells_fallback and "cell" not in str(m.card.get("task", "")):
+        found = yield from cells_instead(ModelCache(device), image, axes, options, should_stop)
+        if found is not None:
+            (m, labels), message = found, CELLS_INSTEAD
+    if message:
+        import warnings
+
+        from .errors import FitWarning
+
+        warnings.warn(message, FitWarning, stacklevel=3)
+    yield Progress(1, 1, "done", result=labels)
 
 
 def segment(
@@ -253,7 +262,7 @@ def track(labels) -> tuple[np.ndarray, dict[int, list[int]]]:
     return _track(labels)
 
 
-def finetune_iter(images, labels, base="default", **kwargs) -> Iterator[Progress]:
+def finetune_iter(images, labels, base="auto", **kwargs) -> Iterator[Progress]:
     """Like :func:`finetune`, as a generator of Progress (loss, validation scores).
 
     The final report's ``result`` is the saved model directory. ``should_stop`` (a
@@ -267,7 +276,7 @@ def finetune_iter(images, labels, base="default", **kwargs) -> Iterator[Progress
 def finetune(
     images,
     labels,
-    base: str | os.PathLike = "default",
+    base: str | os.PathLike = "auto",
     sparse: bool = False,
     max_minutes: float | None = 3.0,
     epochs: int | None = None,
@@ -285,8 +294,9 @@ def finetune(
         Images and their annotations, same shapes (labels without the colour axis).
         Stacks and movies are fine: planes holding any annotation are used.
     base : str or path
-        ``"none"`` (random initialisation), ``"tower"`` (pretrained TOWER weights),
-        ``"default"`` (the bundled segmentation model), a saved model name or directory.
+        ``"auto"`` (the bundled model that already segments the annotated planes best:
+        ``default``, ``nuclei-fluo`` or ``cells``), ``"none"`` (random initialisation),
+        ``"tower"`` (pretrained TOWER weights), a bundled or saved model name, or a directory.
     sparse : bool
         False: dense instance labels (0 = background). True: 0 = not annotated (ignored),
         1 = background, >= 2 = objects (scribbles, partly annotated images).

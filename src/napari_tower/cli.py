@@ -327,7 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--labels", nargs="+", required=True, metavar="LAB", help="label files, one per image, same order and shape")
     f.add_argument("--output", required=True, metavar="DIR", help="model folder to write")
     f.add_argument("--sparse", action="store_true", help="labels are sparse: 0 = not annotated, 1 = background, >= 2 = objects")
-    f.add_argument("--base", default="default", help="none, tower, default, a saved model name or a model folder (default: %(default)s)")
+    f.add_argument("--base", default="auto", help="auto (the bundled model that segments the annotations best), none, tower, "
+                   "default, nuclei-fluo, cells, a saved model name or a model folder (default: %(default)s)")
     g = f.add_mutually_exclusive_group()
     g.add_argument("--max-minutes", type=float, default=3.0, help="training time budget (default: %(default)s)")
     g.add_argument("--epochs", type=int, default=None, help="train for N passes over the annotated pixels instead (deterministic)")

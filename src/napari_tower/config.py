@@ -33,7 +33,8 @@ class PredictConfig(PostprocessConfig):
                                          "come back at the input's size")
     denoise: Literal["auto", "off"] = Field("auto", description="auto: photon-limited (grainy) images are smoothed "
                                             "before the network, until their noise is that of a well-exposed image; "
-                                            "others are left as they are (io.noise)")
+                                            "others are left as they are, and so are all images for a model trained on photon-limited "
+                                            "images (its card's input.photon_noise; io.noise)")
     object_diameter: float | None = Field(None, ge=4, le=1000, description="with scale 'auto': the object size "
                                           "(pixels) the model was trained at; a first pass at half size measures the "
                                           "objects and a second brings them to this size (the cells model)")

@@ -284,11 +284,10 @@ def _segment_to_iter(source, output=None, model="auto", device: str = "auto", ax
     fit = judge_result(m, image, axes, labels, maps)
     warning = fit.message or None
     if not fit.ok and cells_fallback and "cell" not in str(m.card.get("task", "")):
-        found = yield from _cells_instead(models, image, axes, options, should_stop)
+        found = yield from cells_instead(models, image, axes, options, should_stop)
         if found is not None:
             m, labels = found
-            warning = ("the nuclei model's result did not fit: segmented as whole cells with the cells model "
-                       "(--objects nuclei keeps the nuclei model); if the cells are wrong, fine-tune on 2 frames")
+            warning = CELLS_INSTEAD
     graph = tracks = None
     if track:
         if not (axes or "").upper().startswith("T"):
@@ -302,7 +301,11 @@ def _segment_to_iter(source, output=None, model="auto", device: str = "auto", ax
                                                  warning))
 
 
-def _cells_instead(models: ModelCache, image, axes, options: dict, should_stop):
+CELLS_INSTEAD = ("the nuclei model's result did not fit: segmented as whole cells with the cells model "
+                 "(--objects nuclei keeps the nuclei model); if the cells are wrong, fine-tune on 2 frames")
+
+
+def cells_instead(models: ModelCache, image, axes, options: dict, should_stop):
     """Under "auto", an image whose nuclei result is specks gets the bundled cells model, when one
     is installed and its own result fits; None otherwise (the nuclei result stands, flagged)."""
     from .model.choice import CELLS, cells_available

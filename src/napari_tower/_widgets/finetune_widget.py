@@ -107,7 +107,7 @@ class FinetuneWidget(GuardedRun, Reporting, Container):
 
     def _bases(self, widget=None):
         names = list(list_models())
-        return ["default", "none"] + [n for n in names if n != "default"]
+        return ["auto", "default", "none"] + [n for n in names if n != "default"]
 
     # training -----------------------------------------------------------------------
     def start(self, event=None):

@@ -106,7 +106,7 @@ def _split_nonconvex(center: np.ndarray, mask: np.ndarray, depth: float, fine_de
 
     Small touching nuclei in dense tissue often meet with a centerness dip far under 0.2, while
     the same shallow depth everywhere cuts big sparse nuclei with uneven centerness in two
-    (polyp_nuclei vs dsb2018, docs/benchmarks.md). Nuclei are convex; two that merged are not.
+    (polyp_nuclei vs dsb2018, docs/benchmarks/2d.md). Nuclei are convex; two that merged are not.
     """
     from skimage.measure import regionprops
 

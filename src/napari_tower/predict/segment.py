@@ -74,9 +74,10 @@ def plane_labels(model, plane: np.ndarray, rgb: bool, cfg: PredictConfig, should
         lo, hi = cfg.norm_range
         img = (img - np.float32(lo)) / np.float32(max(hi - lo, 1e-6))
     if cfg.denoise == "auto":
-        from ..io.noise import denoise
+        from ..io.noise import denoise, noise_learned
 
-        img = denoise(img)
+        if not noise_learned(getattr(model, "card", None)):
+            img = denoise(img)
     if cfg.scale != "auto":
         return _labels_at(model, img, cfg.scale, cfg, should_stop)
     if cfg.object_diameter:

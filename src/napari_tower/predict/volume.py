@@ -146,9 +146,10 @@ def volume_labels_iter(model, image, rgb: bool, cfg: PredictConfig,
     """Progress per plane of each view; the last report's ``result`` is (Z, Y, X) labels."""
     vol0 = normalize_volume(image, rgb, cfg.norm_range)
     if cfg.denoise == "auto":
-        from ..io.noise import denoise
+        from ..io.noise import denoise, noise_learned
 
-        vol0 = denoise(vol0, cfg.voxel_size)
+        if not noise_learned(getattr(model, "card", None)):
+            vol0 = denoise(vol0, cfg.voxel_size)
     shape0 = vol0.shape
     views = ("xy", "xz", "yz") if cfg.views_3d == "all" else ("xy",)
     if cfg.method == "flows" and len(views) < 3:

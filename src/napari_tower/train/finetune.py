@@ -190,7 +190,7 @@ def _as_list(x) -> list:
 def finetune_iter(
     images: Sequence | np.ndarray,
     labels: Sequence | np.ndarray,
-    base: str | os.PathLike = "default",
+    base: str | os.PathLike = "auto",
     sparse: bool = False,
     max_minutes: float | None = 3.0,
     epochs: int | None = None,
@@ -244,6 +244,12 @@ def finetune_iter(
         samples = [rescale_sample(s, factor) for s in samples]
         val_samples = [rescale_sample(s, factor) for s in val_samples] if val_samples else val_samples
     dev = resolve_device(device)
+    base_scores = None
+    if str(base) == "auto":
+        from .base_choice import choose_base
+
+        yield Progress(0, 1, "choosing the base model that segments the annotations best")
+        base, base_scores = choose_base(samples, dev)
     torch.manual_seed(seed)  # before building the network: 'none' starts from a seeded init
     net, base_name, base_card = _load_base(base)
     area = sum(s.image.size if s.valid is None else max(int(s.valid.sum()), crop * crop) for s in samples)
@@ -293,7 +299,8 @@ def finetune_iter(
             yield p
     base_post = {**PostprocessConfig().model_dump(), **base_card.get("postprocess", {})}
     yield Progress(result.steps, result.steps, "choosing how to separate objects")
-    min_size = size_floor(min_size_samples, base_post["min_size"])
+    # the floor comes from the user's objects: a base's own floor is for its training objects (cells: 60 px)
+    min_size = size_floor(min_size_samples, min(base_post["min_size"], PostprocessConfig().min_size))
     method, method_scores = choose_method(result.net, val_samples or samples, dev,
                                           {**base_post, "min_size": int(min_size * factor**2)})
     name = name or f"finetuned-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -311,7 +318,7 @@ def finetune_iter(
         "method_choice": method_scores,
         "parameters": count_parameters(result.net),
         "training": {
-            "base": base_name, "sparse": sparse, "n_planes": len(samples), "seed": seed, "scale": factor, "lr": settings.lr,
+            "base": base_name, "base_choice": base_scores, "sparse": sparse, "n_planes": len(samples), "seed": seed, "scale": factor, "lr": settings.lr,
             "base_zero_shot_ap50": zero_shot, "encoder_frozen": keep,
             "frozen": {"parts": list(settings.frozen), "until": settings.frozen_until} if settings.frozen else None,
             "steps": result.steps, "seconds": round(result.seconds, 1), "stopped_early": result.stopped_early,

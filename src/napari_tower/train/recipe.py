@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..io.noise import LEARNED
 from ..metrics import average_precision, dice
 from ..model.network import ArchConfig, TowerNet, add_flow_maps, count_parameters, head_names
 from ..model.weights import load_network, resolve_model_dir, save_model
@@ -124,7 +125,9 @@ def make_card(recipe: Recipe, net: TowerNet, metrics: dict, state: dict, argv: l
         "description": recipe.description,
         "task": recipe.task,
         "heads": head_names(net),
-        "input": {"channels": 1, "normalization": "percentile 1-99.8", "rgb": "hematoxylin (rgb2hed) unless gray"},
+        "input": {"channels": 1, "normalization": "percentile 1-99.8", "rgb": "hematoxylin (rgb2hed) unless gray",
+                  # denoise="auto" leaves the smoothing to a model that learned photon noise (io.noise)
+                  **({"photon_noise": LEARNED} if recipe.augment.photon_noise > 0 else {})},
         "postprocess": post,
         "parameters": count_parameters(net),
         "training": {
