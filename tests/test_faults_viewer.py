@@ -28,14 +28,16 @@ def _stack(small_image, n=40):
 
 def test_image_removed_during_segmentation(make_napari_viewer, qtbot, small_image):
     viewer = make_napari_viewer()
-    layer = viewer.add_image(_stack(small_image), name="stack")
+    # long enough (~20 s or more) that the run is surely still going when the layer goes, even
+    # when progress reports reach the GUI late on a busy machine
+    layer = viewer.add_image(_stack(small_image, n=400), name="stack")
     mine = viewer.add_labels(np.ones((4, 4), np.uint8), name="my labels")
     widget = SegmentWidget(viewer)
     widget._axes.value = "TYX"  # plane by plane: the stop flag is polled between planes
     worker = widget.start()
     qtbot.waitUntil(lambda: widget._progress.value >= 1, timeout=60_000)
-    viewer.layers.remove(layer)
-    _wait(worker, qtbot, timeout=30_000)
+    with qtbot.waitSignal(worker.finished, timeout=60_000):  # listening before the removal: no missed signal
+        viewer.layers.remove(layer)
     assert "layer 'stack' was removed" in widget.last_error and "no layer was changed" in widget.last_error
     assert [lay.name for lay in viewer.layers] == ["my labels"] and mine.data.sum() == 16
     assert widget._run.enabled
@@ -59,7 +61,7 @@ def test_segment_pressed_twice(make_napari_viewer, qtbot, small_image):
 
 def test_viewer_closed_during_segmentation(make_napari_viewer, qtbot, small_image):
     viewer = make_napari_viewer()
-    viewer.add_image(_stack(small_image), name="stack")
+    viewer.add_image(_stack(small_image, n=400), name="stack")  # surely still running when closed
     widget = SegmentWidget(viewer)
     viewer.window.add_dock_widget(widget, name="segment")
     widget._axes.value = "TYX"
@@ -70,7 +72,7 @@ def test_viewer_closed_during_segmentation(make_napari_viewer, qtbot, small_imag
     worker.finished.connect(lambda: ended.append(True))
     worker.yielded.connect(lambda p: planes.append(p))
     viewer.close()
-    # the worker stops on its own, long before the 40 planes (closing may already deliver its end)
+    # the worker stops on its own, long before the 400 planes (closing may already deliver its end)
     qtbot.waitUntil(lambda: bool(ended) and not worker.is_running, timeout=30_000)
     assert stop.is_set()
     assert len(planes) < 10  # reports after the close: it stopped instead of segmenting the other planes
