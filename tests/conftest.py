@@ -48,14 +48,20 @@ def small_image(sample):
     return np.ascontiguousarray(img[100:260, 100:292]), np.ascontiguousarray(lab[100:260, 100:292])
 
 
+def wait_idle(widget, qtbot, timeout=120_000):
+    """Wait until the widget's run has ended. Its own handler of the worker's ``finished``,
+    connected before the worker started, clears ``_busy``: unlike a ``waitSignal`` set up after
+    ``start()``, this cannot miss a run that ends at once (a busy machine showed that race)."""
+    qtbot.waitUntil(lambda: not widget._busy, timeout=timeout)
+
+
 @pytest.fixture
 def run_widget(qtbot):
     """Start a widget's background run and wait until its worker has finished."""
     def run(widget, timeout=300_000):
         worker = widget.start()
         assert worker is not None
-        with qtbot.waitSignal(worker.finished, timeout=timeout):
-            pass
+        wait_idle(widget, qtbot, timeout)
         return worker
 
     return run

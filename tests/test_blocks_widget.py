@@ -11,6 +11,8 @@ from napari_tower._widgets.segment_widget import SegmentWidget  # noqa: E402
 from napari_tower.io.lazy import LazyImage  # noqa: E402
 from napari_tower.metrics import average_precision  # noqa: E402
 
+from conftest import wait_idle
+
 pytestmark = pytest.mark.gui
 
 
@@ -29,9 +31,8 @@ def test_widget_segments_a_dask_layer_blockwise(make_napari_viewer, qtbot, sampl
 
     monkeypatch.setattr(LazyImage, "read", spy)
     widget = SegmentWidget(viewer)
-    worker = widget.start()
-    with qtbot.waitSignal(worker.finished, timeout=240_000):
-        pass
+    assert widget.start() is not None
+    wait_idle(widget, qtbot, timeout=240_000)
     assert widget.last_error is None
     out = viewer.layers["big TOWER labels"]
     assert not isinstance(out.data, np.ndarray)  # lazily loaded from the OME-Zarr

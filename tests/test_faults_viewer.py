@@ -13,12 +13,11 @@ import napari_tower
 from napari_tower._widgets.finetune_widget import FinetuneWidget
 from napari_tower._widgets.segment_widget import SegmentWidget
 
+from conftest import wait_idle
+
 pytestmark = pytest.mark.gui
 
 
-def _wait(worker, qtbot, timeout=120_000):
-    with qtbot.waitSignal(worker.finished, timeout=timeout):
-        pass
 
 
 def _stack(small_image, n=40):
@@ -34,10 +33,10 @@ def test_image_removed_during_segmentation(make_napari_viewer, qtbot, small_imag
     mine = viewer.add_labels(np.ones((4, 4), np.uint8), name="my labels")
     widget = SegmentWidget(viewer)
     widget._axes.value = "TYX"  # plane by plane: the stop flag is polled between planes
-    worker = widget.start()
+    assert widget.start() is not None
     qtbot.waitUntil(lambda: widget._progress.value >= 1, timeout=60_000)
-    with qtbot.waitSignal(worker.finished, timeout=60_000):  # listening before the removal: no missed signal
-        viewer.layers.remove(layer)
+    viewer.layers.remove(layer)
+    wait_idle(widget, qtbot, timeout=60_000)
     assert "layer 'stack' was removed" in widget.last_error and "no layer was changed" in widget.last_error
     assert [lay.name for lay in viewer.layers] == ["my labels"] and mine.data.sum() == 16
     assert widget._run.enabled
@@ -51,11 +50,11 @@ def test_segment_pressed_twice(make_napari_viewer, qtbot, small_image):
     assert worker is not None
     assert widget.start() is None  # the second press while the first runs
     assert "already segmenting" in widget.last_error
-    _wait(worker, qtbot)
+    wait_idle(widget, qtbot)
     assert [lay.name for lay in viewer.layers] == ["img", "img TOWER labels"]
     again = widget.start()  # once finished, it runs again
     assert again is not None
-    _wait(again, qtbot)
+    wait_idle(widget, qtbot)
     assert [lay.name for lay in viewer.layers] == ["img", "img TOWER labels"]  # its own layer, reused
 
 
@@ -90,8 +89,8 @@ def test_dask_layer_file_disappears(make_napari_viewer, qtbot, small_image, tmp_
     viewer.add_image(lazy, name="lazy", contrast_limits=(0, 255))
     path.unlink()
     widget = SegmentWidget(viewer)
-    worker = widget.start()
-    _wait(worker, qtbot, timeout=60_000)
+    assert widget.start() is not None
+    wait_idle(widget, qtbot, timeout=60_000)
     assert widget.last_error is not None
     assert "cannot read the pixels" in widget.last_error and "lazy.tif" in widget.last_error
     assert not widget.last_error.startswith("unexpected")
@@ -111,7 +110,7 @@ def test_image_removed_during_finetuning_keeps_the_model(make_napari_viewer, qtb
     assert w.start() is None and "already training" in w.last_error  # pressed twice
     qtbot.waitUntil(lambda: len(w.plot.series.get("loss", [])) >= 2, timeout=120_000)
     viewer.layers.remove(image)
-    _wait(worker, qtbot, timeout=60_000)
+    wait_idle(w, qtbot, timeout=60_000)
     assert w.saved_model is not None and w.saved_model.name == "interrupted"
     assert "layer 'img' was removed" in w._status.value
     assert napari_tower.segment(img, model=w.saved_model).shape == img.shape  # the model trained so far loads

@@ -8,12 +8,13 @@ import napari_tower
 from napari_tower._widgets.finetune_widget import FinetuneWidget
 from napari_tower._widgets.segment_widget import SegmentWidget
 
+from conftest import wait_idle
+
 pytestmark = pytest.mark.gui
 
 
-def _wait(worker, qtbot, timeout=180_000):
-    with qtbot.waitSignal(worker.finished, timeout=timeout):
-        pass
+def _wait(widget, qtbot, timeout=180_000):
+    wait_idle(widget, qtbot, timeout)
 
 
 def test_viewer_stays_responsive_and_cancel_keeps_a_model(make_napari_viewer, qtbot, small_image):
@@ -30,7 +31,7 @@ def test_viewer_stays_responsive_and_cancel_keeps_a_model(make_napari_viewer, qt
     timer = QTimer()
     timer.timeout.connect(lambda: ticks.append(1))
     timer.start(50)
-    worker = w.start()
+    assert w.start() is not None
     qtbot.waitUntil(lambda: len(w.plot.series.get("loss", [])) >= 2, timeout=120_000)
     n_ticks = len(ticks)
     qtbot.wait(500)
@@ -39,7 +40,7 @@ def test_viewer_stays_responsive_and_cancel_keeps_a_model(make_napari_viewer, qt
 
     t = time.monotonic()
     w.cancel()
-    _wait(worker, qtbot, timeout=30_000)
+    _wait(w, qtbot, timeout=30_000)
     assert time.monotonic() - t < 10
     timer.stop()
     assert w.last_error is None, w.last_error
@@ -53,8 +54,8 @@ def test_correct_finetune_and_segment_again(make_napari_viewer, qtbot, sample):
     img, _ = sample
     viewer.add_image(img, name="nuclei")
     seg = SegmentWidget(viewer)
-    worker = seg.start()
-    _wait(worker, qtbot)
+    assert seg.start() is not None
+    _wait(seg, qtbot)
     out = viewer.layers["nuclei TOWER labels"]
     # the user corrects: erases one object and paints a new one in empty space
     first = int(np.unique(out.data)[1])
@@ -66,16 +67,16 @@ def test_correct_finetune_and_segment_again(make_napari_viewer, qtbot, sample):
     ft._annotations.value = out
     ft._minutes.value = 0.25
     ft._name.value = "corrected"
-    worker = ft.start()
-    _wait(worker, qtbot)
+    assert ft.start() is not None
+    _wait(ft, qtbot)
     assert ft.last_error is None, ft.last_error
     assert len(ft.plot.series["loss"]) >= 2
     assert ft.previews >= 1 and "nuclei TOWER preview" in viewer.layers
     # the new model is offered in the segment widget at once
     assert "corrected" in seg._model.choices
     seg._model.value = "corrected"
-    worker = seg.start()
-    _wait(worker, qtbot)
+    assert seg.start() is not None
+    _wait(seg, qtbot)
     assert seg.last_error is None
     again = [l for l in viewer.layers if l.name.startswith("nuclei TOWER labels [")]
     assert again and again[0].data.shape == img.shape and again[0].data.max() > 10

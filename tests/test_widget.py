@@ -7,14 +7,15 @@ import pytest
 from napari_tower._widgets.segment_widget import SegmentWidget
 from napari_tower.metrics import average_precision
 
+from conftest import wait_idle
+
 pytestmark = pytest.mark.gui
 
 
 def _run(widget, qtbot, timeout=120_000):
     worker = widget.start()
     assert worker is not None
-    with qtbot.waitSignal(worker.finished, timeout=timeout):
-        pass
+    wait_idle(widget, qtbot, timeout)
     return worker
 
 
@@ -90,14 +91,13 @@ def test_bad_layer_reports_error_and_keeps_viewer(make_napari_viewer, qtbot):
 def test_cancel_stops_and_leaves_layers_alone(make_napari_viewer, qtbot, small_image):
     viewer = make_napari_viewer()
     img, _ = small_image
-    viewer.add_image(np.stack([img] * 40), name="stack")
+    viewer.add_image(np.stack([img] * 400), name="stack")  # still running when cancelled, even on a busy machine
     widget = SegmentWidget(viewer)
-    worker = widget.start()
+    assert widget.start() is not None
     # the viewer keeps processing events while the worker runs
     qtbot.waitUntil(lambda: widget._progress.value >= 1, timeout=60_000)
     widget.cancel()
-    with qtbot.waitSignal(worker.finished, timeout=30_000):
-        pass
+    wait_idle(widget, qtbot, timeout=60_000)
     assert "cancelled" in widget.last_error
     assert "stack TOWER labels" not in viewer.layers
     assert widget._run.enabled
