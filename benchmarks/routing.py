@@ -6,6 +6,9 @@ Reads every image of dsb2018 (per modality), polyp_nuclei and bbbc030 under ``--
 skipped when absent) and prints, per group, how many images go to each model
 (``napari_tower.choose_model``) and the range of the statistic it decides on (the median
 pixel's position in the 1st-99.8th percentile range; stains go to ``default`` before it).
+``--segment`` also segments each image with no flags (``napari_tower.api.segment_to``) and
+counts the model that made the final labels: under ``--objects auto`` a result that does not
+fit is segmented again with ``cells`` when that fits better (slower: every image is segmented).
 """
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ def _groups(data: Path):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.routing", description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    ap.add_argument("--segment", action="store_true", help="also count the model behind the final labels")
     args = ap.parse_args(argv)
 
     import napari_tower
@@ -41,10 +45,19 @@ def main(argv=None) -> int:
     from napari_tower.model.choice import median_position
 
     picks: dict[str, Counter] = {}
+    final: dict[str, Counter] = {}
     medians: dict[str, list[float]] = {}
     for group, path in _groups(args.data):
         image, axes = read_image(path)
         picks.setdefault(group, Counter())[napari_tower.choose_model(image, axes)] += 1
+        if args.segment:
+            import warnings
+
+            from napari_tower.api import segment_to
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the FitWarnings are the trust benchmark's subject
+                final.setdefault(group, Counter())[segment_to(image, None, axes=axes, device="cpu").model] += 1
         x = np.asarray(image, np.float64)
         if x.ndim == 3 and x.shape[-1] in (3, 4):
             kind, c = rgb_kind(np.asarray(image)[..., :3])
@@ -54,12 +67,17 @@ def main(argv=None) -> int:
         medians.setdefault(group, []).append(median_position(x.ravel()))
     if not picks:
         raise SystemExit(f"no data under {args.data}")
-    print("| images | n | models picked | median position, min-max (unstained) |")
-    print("|---|---:|---|---|")
+    def counts(c: Counter) -> str:
+        return ", ".join(f"{k} {v}" for k, v in sorted(c.items()))
+
+    extra = " final labels by |" if final else ""
+    print("| images | n | models picked | median position, min-max (unstained) |" + extra)
+    print("|---|---:|---|---|" + ("---|" if final else ""))
     for group, c in picks.items():
         m = np.array(medians.get(group, []))
         rng = f"{np.nanmin(m):.2f}-{np.nanmax(m):.2f}" if m.size else "- (all stains)"
-        print(f"| {group} | {sum(c.values())} | " + ", ".join(f"{k} {v}" for k, v in sorted(c.items())) + f" | {rng} |")
+        tail = f" {counts(final[group])} |" if final else ""
+        print(f"| {group} | {sum(c.values())} | {counts(c)} | {rng} |" + tail)
     return 0
 
 
