@@ -152,13 +152,17 @@ def segment(
         numeric dtype. Large images are processed in overlapping tiles.
     model : str, path or TowerModel
         ``"auto"`` (the bundled ``"nuclei-fluo"`` for 2D fluorescence, else ``"default"``;
-        see :func:`choose_model`), a name from :func:`list_models`, a model directory, or a
-        model from :func:`load_model`.
+        see :func:`choose_model`; a result that looks like specks is segmented again with
+        ``"cells"`` when that result fits, with a FitWarning saying so), a name from
+        :func:`list_models` (``"cells"`` for whole cells), a model directory, or a model from
+        :func:`load_model`.
     device : {"auto", "cpu", "cuda", "mps"}
     axes : str, optional
         e.g. ``"YX"``, ``"YXC"``, ``"ZYX"``, ``"TYX"``, ``"TZYX"``. Guessed when omitted
         (a 3D array without colour axis is taken as a Z stack; pass ``"TYX"`` for movies).
     **options
+        ``objects`` ("auto", "nuclei" or "cells", with ``model="auto"``: "nuclei" keeps the
+        nuclei models without the cells fallback, "cells" takes the ``cells`` model),
         ``prob_threshold``, ``split_depth`` (lower splits touching objects more),
         ``nonconvex_split_depth`` (a second, shallower split of objects that are not convex;
         0 = off), ``seed_threshold``, ``min_size``, ``tile``, ``overlap``,
