@@ -106,7 +106,7 @@ def test_image_removed_during_finetuning_keeps_the_model(make_napari_viewer, qtb
     w = FinetuneWidget(viewer)
     w._minutes.value = 5
     w._name.value = "interrupted"
-    worker = w.start()
+    assert w.start() is not None
     assert w.start() is None and "already training" in w.last_error  # pressed twice
     qtbot.waitUntil(lambda: len(w.plot.series.get("loss", [])) >= 2, timeout=120_000)
     viewer.layers.remove(image)

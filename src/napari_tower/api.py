@@ -14,8 +14,7 @@ import numpy as np
 
 from .errors import InputError
 from .pipeline import ModelCache, Segmented, segment_to_iter
-from .predict import segment as _segment
-from .predict.tower_model import TowerModel, list_models, pick_model, predict_config
+from .predict.tower_model import TowerModel, list_models, predict_config
 from .predict.tower_model import choose_model as _choose_model
 from .predict.tower_model import load_model as _load_model
 from .progress import Progress, run_to_end
@@ -105,28 +104,14 @@ def segment_iter(
     The final report carries the labels in ``result``. ``should_stop`` is polled between
     planes; when it returns True, :class:`~napari_tower.errors.Cancelled` is raised.
     """
-    from .model.choice import AUTO, model_for_objects
-    from .pipeline import CELLS_INSTEAD, cells_instead
-    from .predict.trust import collecting, judge_result
+    from .model.choice import model_for_objects
+    from .pipeline import CELLS_INSTEAD, segment_judged
 
     objects = options.pop("objects", "auto")
-    cells_fallback = isinstance(model, str) and model == AUTO and objects == "auto"  # as the CLI and widget
     model = model_for_objects(model, objects)
-    m = load_model(pick_model(model, image, axes), device)
-    cfg = predict_config(m, **options)
-    labels = None
-    with collecting() as maps:
-        for p in _segment.segment_iter(m, image, axes, cfg, should_stop):
-            if p.result is None:
-                yield p
-            else:
-                labels = p.result
-    fit = judge_result(m, image, axes, labels, maps)
-    message = None if fit.ok else f"model {m.name}: {fit.message}"
-    if not fit.ok and cells_fallback and "cell" not in str(m.card.get("task", "")):
-        found = yield from cells_instead(ModelCache(device), image, axes, options, should_stop)
-        if found is not None:
-            (m, labels), message = found, CELLS_INSTEAD
+    m, labels, fit, switched = yield from segment_judged(ModelCache(device), model, image, axes, objects, should_stop,
+                                                         **options)
+    message = CELLS_INSTEAD if switched else (None if fit.ok else f"model {m.name}: {fit.message}")
     if message:
         import warnings
 

@@ -225,10 +225,8 @@ def _segment_to_iter(source, output=None, model="auto", device: str = "auto", ax
                     should_stop: Callable[[], bool] | None = None, models: ModelCache | None = None,
                     name: str | None = None, objects: str = "auto", **options) -> Iterator[Progress]:
     from .io.files import read_image, write_labels
-    from .model.choice import AUTO, model_for_objects
-    from .predict.segment import segment_iter
+    from .model.choice import model_for_objects
 
-    cells_fallback = isinstance(model, str) and model == AUTO and objects == "auto"
     model = model_for_objects(model, objects)
     models = models or ModelCache(device)
     path = Path(source) if isinstance(source, (str, os.PathLike)) else None
@@ -269,25 +267,9 @@ def _segment_to_iter(source, output=None, model="auto", device: str = "auto", ax
             voxel_size = file_voxel_size(path)
     else:
         image = source
-    m = models.get(pick_model(model, image, axes))
-    yield Progress(0, 1, f"model {m.name}")
-    cfg = predict_config(m, **options, voxel_size=None if voxel_size is None else tuple(voxel_size))
-    from .predict.trust import collecting, judge_result
-
-    labels = None
-    with collecting() as maps:
-        for p in segment_iter(m, image, axes, cfg, should_stop):
-            if p.result is not None:
-                labels = p.result
-                continue  # the final report below carries the result
-            yield p
-    fit = judge_result(m, image, axes, labels, maps)
-    warning = fit.message or None
-    if not fit.ok and cells_fallback and "cell" not in str(m.card.get("task", "")):
-        found = yield from cells_instead(models, image, axes, options, should_stop)
-        if found is not None:
-            m, labels = found
-            warning = CELLS_INSTEAD
+    m, labels, fit, switched = yield from segment_judged(models, model, image, axes, objects, should_stop,
+                                                         voxel_size=voxel_size, **options)
+    warning = CELLS_INSTEAD if switched else (fit.message or None)
     graph = tracks = None
     if track:
         if not (axes or "").upper().startswith("T"):
@@ -305,25 +287,41 @@ CELLS_INSTEAD = ("the nuclei model's result did not fit: segmented as whole cell
                  "(--objects nuclei keeps the nuclei model); if the cells are wrong, fine-tune on 2 frames")
 
 
-def cells_instead(models: ModelCache, image, axes, options: dict, should_stop):
-    """Under "auto", an image whose nuclei result is specks gets the bundled cells model, when one
-    is installed and its own result fits; None otherwise (the nuclei result stands, flagged)."""
-    from .model.choice import CELLS, cells_available
+def segment_judged(models: ModelCache, model, image, axes, objects: str = "auto", should_stop=None,
+                   voxel_size=None, **options):
+    """Segment an in-memory image with ``model`` (already through ``model_for_objects``; "auto"
+    picks per image) and judge the result. Under model "auto" with objects "auto", a nuclei
+    result that does not fit is segmented again with the bundled cells model, which is kept
+    when its own result fits. Yields Progress; returns (model, labels, the first model's Fit,
+    whether the cells model's labels replaced its own)."""
+    from .model.choice import AUTO, CELLS, cells_available
+
+    cells_fallback = objects == "auto" and isinstance(model, str) and model == AUTO
+    m = models.get(pick_model(model, image, axes))
+    yield Progress(0, 1, f"model {m.name}")
+    vs = None if voxel_size is None else tuple(voxel_size)
+    labels, fit = yield from _judged(m, image, axes, predict_config(m, **options, voxel_size=vs), should_stop)
+    if fit.ok or not cells_fallback or "cell" in str(m.card.get("task", "")) or not cells_available():
+        return m, labels, fit, False
+    yield Progress(0, 1, "the nuclei model's result does not fit: trying the cells model")
+    c = models.get(CELLS)
+    c_labels, c_fit = yield from _judged(c, image, axes, predict_config(c, **options, voxel_size=vs), should_stop)
+    return (c, c_labels, fit, True) if c_fit.ok else (m, labels, fit, False)
+
+
+def _judged(m: TowerModel, image, axes, cfg, should_stop):
+    """Labels of ``m`` (yielding its Progress, not the final report) and the Fit of them."""
     from .predict.segment import segment_iter
     from .predict.trust import collecting, judge_result
 
-    if not cells_available():
-        return None
-    yield Progress(0, 1, "the nuclei model's result does not fit: trying the cells model")
-    m = models.get(CELLS)
     labels = None
     with collecting() as maps:
-        for p in segment_iter(m, image, axes, predict_config(m, **options), should_stop):
-            if p.result is not None:
-                labels = p.result
-            else:
+        for p in segment_iter(m, image, axes, cfg, should_stop):
+            if p.result is None:
                 yield p
-    return (m, labels) if judge_result(m, image, axes, labels, maps).ok else None
+            else:
+                labels = p.result
+    return labels, judge_result(m, image, axes, labels, maps)
 
 
 def _linked(labels: np.ndarray, csv: Path | None):
