@@ -18,7 +18,7 @@ arch: fast
 sources:
   - {kind: synthetic_cells, count: 3, size: 64}
 group_weights: {cells-synthetic: 1.0}
-schedule: {steps: 6, batch_size: 2, crop: 32, warmup_steps: 2}
+schedule: {steps: 6, batch_size: 2, crop: 32, warmup_steps: 2, ema_decay: 0.5}
 augment: {photon_noise: 0.5, blur: 0.5, illumination: 0.5, jpeg: 0.5}
 checkpoint_minutes: 0
 """
@@ -43,6 +43,11 @@ def test_an_interrupted_run_resumed_ends_with_the_same_weights_as_an_uninterrupt
     assert resumed["state"]["step"] == whole["state"]["step"] == 6
     for k, v in whole["net"].items():
         assert torch.equal(v, resumed["net"][k]), k
+    # the weight average resumes exactly too, and is not the raw weights
+    for k, v in whole["ema"].items():
+        assert torch.equal(v, resumed["ema"][k]), k
+    w = "stem.0.weight" if "stem.0.weight" in whole["net"] else next(iter(whole["net"]))
+    assert not torch.equal(whole["ema"][w], whole["net"][w])
     # the log has one loss row per 50 steps at most, and a header naming the columns
     assert (tmp_path / "split" / "log.csv").read_text().startswith("step,wall_hours,cpu_hours,loss")
 

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import json
 import os
@@ -81,6 +82,24 @@ def validate(net: TowerNet, items: list[ValItem], recipe: Recipe, device: torch.
     groups = recipe.validation.select_on or sorted(per)
     out["score"] = float(np.mean([out[f"ap50_{g}"] for g in groups]))
     return out
+
+
+class WeightAverage:
+    """Exponential moving average of a network's weights and BatchNorm statistics."""
+
+    def __init__(self, net: TowerNet, decay: float):
+        self.decay = decay
+        self.net = copy.deepcopy(net).eval()
+        for p in self.net.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, net: TowerNet) -> None:
+        for avg, cur in zip(self.net.state_dict().values(), net.state_dict().values()):
+            if avg.dtype.is_floating_point:
+                avg.lerp_(cur, 1.0 - self.decay)
+            else:
+                avg.copy_(cur)
 
 
 def lr_at(step: int, recipe: Recipe) -> float:
@@ -178,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     net = build_network(recipe).to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=recipe.schedule.lr, weight_decay=recipe.schedule.weight_decay)
     state = {"step": 0, "wall_seconds": 0.0, "cpu_seconds": 0.0, "best_score": None, "best_step": None, "losses": []}
+    saved = None
     if state_path.exists():
         saved = torch.load(state_path, map_location=device, weights_only=False)  # our own file, never a user's
         net.load_state_dict(saved["net"])
@@ -196,6 +216,11 @@ def main(argv: list[str] | None = None) -> int:
         if (args.candidate / "log.csv").exists() and not (args.run_dir / "log.csv").exists():
             (args.run_dir / "log.csv").write_bytes((args.candidate / "log.csv").read_bytes())
         print(f"warm restart from {args.candidate} at step {state['step']} (optimizer state is new)", file=sys.stderr)
+    # the average starts from the weights as they are when a state predates it
+    avg = WeightAverage(net, recipe.schedule.ema_decay) if recipe.schedule.ema_decay > 0 else None
+    if avg is not None and saved is not None and "ema" in saved:
+        avg.net.load_state_dict(saved["ema"])
+    shipped = avg.net if avg is not None else net  # what validation scores and the candidate holds
     log = Log(args.run_dir / "log.csv", groups)
     stop = {"now": False}
 
@@ -218,13 +243,14 @@ def main(argv: list[str] | None = None) -> int:
         clock()
         atomic_save({"net": net.state_dict(), "opt": opt.state_dict(), "sampler": sampler.state_dict(),
                      "torch_rng": torch.get_rng_state(), "state": state,
+                     **({"ema": avg.net.state_dict()} if avg is not None else {}),
                      "recipe": json.loads(recipe.model_dump_json())}, state_path)
 
     def run_validation():
         if not val_items:
             return
         clock()
-        m = validate(net, val_items, recipe, device)
+        m = validate(shipped, val_items, recipe, device)
         row = {"step": state["step"], "wall_hours": state["wall_seconds"] / 3600,
                "cpu_hours": state["cpu_seconds"] / 3600, **m}
         log.write(row)
@@ -232,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr, flush=True)
         if state["best_score"] is None or m["score"] > state["best_score"]:
             state["best_score"], state["best_step"] = m["score"], state["step"]
-            save_model(net, args.candidate, make_card(recipe, net, m, state, argv))
+            save_model(shipped, args.candidate, make_card(recipe, shipped, m, state, argv))
             (args.candidate / "log.csv").write_bytes(log.path.read_bytes())
             print(f"  best so far: saved to {args.candidate}", file=sys.stderr, flush=True)
 
@@ -249,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if avg is not None:
+            avg.update(net)
         state["step"] += 1
         state["losses"].append(float(loss.item()))
         if state["step"] % LOG_EVERY == 0:

@@ -39,6 +39,9 @@ class Schedule(BaseModel):
     warmup_steps: int = 500
     weight_decay: float = 1e-4
     scale_range: tuple[float, float] = (0.5, 2.0)
+    # validate and ship an exponential moving average of the weights (0: the raw weights);
+    # single steps at batch 8 on CPU make the raw weights' validation swing by several points
+    ema_decay: float = Field(0.0, ge=0.0, lt=1.0)
 
 
 class Validation(BaseModel):
