@@ -22,6 +22,7 @@ from .object_size import auto_scale_for, median_diameter  # noqa: F401 (median_d
 from .postprocess import instances_from_maps, smallest_dtype, stitch_planes
 
 FIRST_LOOK = 0.5  # scale of the measuring pass for models with an object_diameter
+COVERAGE_KEPT = 0.5  # the least share of the first look's cell area a resized second pass must keep
 
 
 def _resize(arr: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -89,7 +90,14 @@ def plane_labels(model, plane: np.ndarray, rgb: bool, cfg: PredictConfig, should
         if d <= 0:
             return labels
         scale = float(np.clip(cfg.object_diameter / d, 0.25, 2.0))
-        return labels if abs(np.log(scale / FIRST_LOOK)) < 0.15 else _labels_at(model, img, scale, cfg, should_stop)
+        if abs(np.log(scale / FIRST_LOOK)) < 0.15:
+            return labels
+        second = _labels_at(model, img, scale, cfg, should_stop)
+        # a first look that cut large cells into pieces measures them small, and the pass
+        # that enlarges them further then loses the cells altogether: resizing should not
+        # change how much of the image is cells, so a pass that loses half of it is not used
+        covered = np.count_nonzero(labels)
+        return labels if np.count_nonzero(second) < COVERAGE_KEPT * covered else second
     # like cellpose's size estimate: a first pass measures the objects, and only images
     # of small objects pay for a second, upsampled pass
     labels = _labels_at(model, img, 1.0, cfg, should_stop)
