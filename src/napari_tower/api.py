@@ -151,9 +151,9 @@ def segment(
         ``prob_threshold``, ``split_depth`` (lower splits touching objects more),
         ``nonconvex_split_depth`` (a second, shallower split of objects that are not convex;
         0 = off), ``seed_threshold``, ``min_size``, ``tile``, ``overlap``,
-        ``precision`` ("auto" or "fp32"), ``scale`` (a resize factor, or "auto": a second,
-        upsampled pass when the objects found are under 14 px across; the default model's
-        setting), ``tta`` (average over the four 90-degree rotations, 4x slower),
+        ``precision`` ("auto" or "fp32"), ``scale`` (a resize factor, or "auto": a second
+        pass, resized so that they are ~20 px across, when the objects found are under 14 or
+        over 30 px; the nuclei models' setting), ``tta`` (average over the four 90-degree rotations, 4x slower),
         ``stitch_threshold``; for Z stacks ``voxel_size=(z, y, x)`` (Z is resampled to the XY
         pixel size; default isotropic), ``z_assembly`` ("3d": the volume as a whole, from the
         maps of its XY, XZ and YZ planes; "stitch": XY planes linked by overlap),

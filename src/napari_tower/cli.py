@@ -281,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "watershed on centerness (nuclei) or following predicted flows (irregular cells; models with flow "
                    "maps only). Default: the model's (fine-tuning picks the better one on the annotations)")
     s.add_argument("--scale", type=_scale_arg, default=None, help="resize by this factor before segmenting, or 'auto': "
-                   "a second, upsampled pass when the objects found are small (default: the model's)")
+                   "a second pass at the size the model knows when the objects found are under 14 or over 30 px across (default: the model's)")
     s.add_argument("--tta", action="store_true", help="test-time augmentation: average over the four 90-degree "
                    "rotations (4x slower; helps dense histology)")
     s.add_argument("--denoise", choices=["auto", "off"], default=None, help="auto: grainy, photon-limited images are "

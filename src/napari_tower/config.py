@@ -29,7 +29,7 @@ class PredictConfig(PostprocessConfig):
     overlap: int = Field(64, ge=0, le=512)
     precision: Literal["auto", "fp32"] = "auto"
     scale: Literal["auto"] | float = Field(1.0, description="resize planes by this factor (0.25-4) before the "
-                                         "network, or 'auto': upsample when the objects found are small; labels "
+                                         "network, or 'auto': a second pass at ~20 px when the objects found are under 14 or over 30 px across; labels "
                                          "come back at the input's size")
     denoise: Literal["auto", "off"] = Field("auto", description="auto: photon-limited (grainy) images are smoothed "
                                             "before the network, until their noise is that of a well-exposed image; "

@@ -92,17 +92,23 @@ def plane_labels(model, plane: np.ndarray, rgb: bool, cfg: PredictConfig, should
         scale = float(np.clip(cfg.object_diameter / d, 0.25, 2.0))
         if abs(np.log(scale / FIRST_LOOK)) < 0.15:
             return labels
-        second = _labels_at(model, img, scale, cfg, should_stop)
-        # a first look that cut large cells into pieces measures them small, and the pass
-        # that enlarges them further then loses the cells altogether: resizing should not
-        # change how much of the image is cells, so a pass that loses half of it is not used
-        covered = np.count_nonzero(labels)
-        return labels if np.count_nonzero(second) < COVERAGE_KEPT * covered else second
-    # like cellpose's size estimate: a first pass measures the objects, and only images
-    # of small objects pay for a second, upsampled pass
+        return _second_pass(model, img, labels, scale, cfg, should_stop)
+    # like cellpose's size estimate: a first pass measures the objects, and only images of
+    # small (< 14 px) or large (> 30 px) objects pay for a second pass at ~20 px
     labels = _labels_at(model, img, 1.0, cfg, should_stop)
     scale = auto_scale_for(median_diameter(labels))
-    return labels if scale == 1.0 else _labels_at(model, img, scale, cfg, should_stop)
+    return labels if scale == 1.0 else _second_pass(model, img, labels, scale, cfg, should_stop)
+
+
+def _second_pass(model, img: np.ndarray, first: np.ndarray, scale: float, cfg: PredictConfig, should_stop) -> np.ndarray:
+    """The labels at ``scale``, unless that pass lost half of the first pass's object area.
+
+    A first look that cut large cells into pieces measures them small, and the pass that
+    enlarges them further then loses the cells altogether: resizing should not change how
+    much of the image is objects.
+    """
+    second = _labels_at(model, img, scale, cfg, should_stop)
+    return first if np.count_nonzero(second) < COVERAGE_KEPT * np.count_nonzero(first) else second
 
 
 def segment_iter(

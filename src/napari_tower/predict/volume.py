@@ -177,7 +177,7 @@ def volume_labels_iter(model, image, rgb: bool, cfg: PredictConfig,
         if cfg.scale == "auto" and attempt == 0:
             # like the 2D auto scale: XY planes measure the objects, and only stacks of small
             # objects pay for a second, upsampled pass
-            auto = auto_scale_for(_xy_diameter(sums["fg"], sums["center"], cfg))
+            auto = auto_scale_for(_xy_diameter(sums["fg"], sums["center"], cfg), shrink=False)
             if auto != 1.0:
                 scale = auto
                 continue

@@ -58,8 +58,8 @@ def documentation(card: dict, name: str, description: str, n_channels: int) -> s
     lines += [
         "",
         f"This model's settings (also in `rdf.yaml` under `config.napari_tower.postprocess`): method "
-        f"**{method}**, `{json.dumps(post)}`. `scale: auto` means a second pass on the image upsampled so "
-        "that objects under 14 px across reach ~20 px; a number is a fixed resize factor before the network.",
+        f"**{method}**, `{json.dumps(post)}`. `scale: auto` means a second pass on the image resized so "
+        "that objects under 14 or over 30 px across become ~20 px; a number is a fixed resize factor before the network.",
         "",
         "## Use it in napari-tower",
         "",
