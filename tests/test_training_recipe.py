@@ -59,6 +59,26 @@ def test_an_existing_state_is_not_overwritten_without_resume(tmp_path):
                             "--candidate", str(tmp_path / "c")]) == 2
 
 
+def test_a_warm_restart_from_the_candidate_warms_the_learning_rate_up_again(tmp_path):
+    from napari_tower.model.weights import save_model
+    from napari_tower.train.recipe_spec import load_recipe
+
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(RECIPE)
+    recipe = load_recipe(spec)
+    net = recipe_cmd.build_network(recipe)
+    state = {"step": 4, "wall_seconds": 60.0, "cpu_seconds": 60.0}
+    save_model(net, tmp_path / "cand", recipe_cmd.make_card(recipe, net, {"score": 0.5}, state, []))
+    rc = recipe_cmd.main([str(spec), "--data-root", str(tmp_path), "--run-dir", str(tmp_path / "warm"),
+                          "--candidate", str(tmp_path / "cand"), "--resume", "--stop-after-steps", "1"])
+    assert rc == 0
+    saved = torch.load(tmp_path / "warm" / "state.pt", weights_only=False)
+    assert saved["state"]["step"] == 5 and saved["state"]["restarted_at"] == 4
+    # the first step after the restart runs at 1/warmup of the schedule's rate, not all of it
+    assert recipe_cmd.lr_at(4, recipe, 4) == pytest.approx(recipe_cmd.lr_at(4, recipe) / recipe.schedule.warmup_steps)
+    assert recipe_cmd.lr_at(4 + recipe.schedule.warmup_steps, recipe, 4) == recipe_cmd.lr_at(4 + recipe.schedule.warmup_steps, recipe)
+
+
 def test_low_light_follows_the_photon_budget():
     img = np.zeros((64, 64), np.float32)
     img[16:48, 16:48] = 200.0
