@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import warnings
 from pathlib import Path
 
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     for k, (v, n) in res.items():
         print(f"{k:28s} n={n:3d}  AP@0.5 {v:.3f}")
     if args.out:
-        args.out.write_text(json.dumps({"argv": argv if argv is not None else __import__("sys").argv[1:],
+        args.out.write_text(json.dumps({"argv": argv if argv is not None else sys.argv[1:],
                                         "no_shrink": args.no_shrink, "model": args.model,
                                         "ap50": {k: v for k, (v, _) in res.items()}}, indent=1))
     return 0

@@ -30,7 +30,7 @@ def auto_scale_for(diameter: float, shrink: bool = True) -> float:
     """The resize factor ``scale="auto"`` uses for objects of this median diameter.
 
     ``shrink=False`` (volumes) only enlarges: stacks brought down lost more than they gained
-    (confocal 0.900 -> 0.857, light-sheet 0.650 -> 0.595 AP@0.5; docs/benchmarks/3d.md), their
+    (confocal 0.900 -> 0.857, light-sheet 0.634 -> 0.595 AP@0.5; docs/benchmarks/2d.md), their
     3D centerness from three views already holds large nuclei together.
     """
     if shrink and diameter > AUTO_LARGE_DIAMETER:

@@ -33,7 +33,7 @@ from ..model.network import ArchConfig, TowerNet, add_flow_maps, count_parameter
 from ..model.weights import load_network, resolve_model_dir, save_model
 from .losses import seg_loss
 from .recipe_spec import Recipe, ValItem, load_recipe
-from .recipe_data import CREDITS, load_recipe_data
+from .recipe_data import data_credits, load_recipe_data
 from .sampling import RecipeSampler
 
 ARCHS = {
@@ -158,7 +158,7 @@ def make_card(recipe: Recipe, net: TowerNet, metrics: dict, state: dict, argv: l
         "parameters": count_parameters(net),
         "training": {
             "command": "python -m napari_tower.train.recipe " + " ".join(argv),
-            "data": [CREDITS[src.kind] for src in recipe.sources],
+            "data": data_credits([src.kind for src in recipe.sources], recipe.base),
             "recipe": json.loads(recipe.model_dump_json()),
             "base": recipe.base,
             "steps": state["step"],

@@ -19,6 +19,23 @@ CREDITS = {
     "bbbc030": "BBBC030v1 (Koos et al., Sci Rep 2016), Broad Bioimage Benchmark Collection, CC BY 3.0",
     "synthetic_cells": "synthetic cell layouts rendered by napari_tower.train.render_cells",
 }
+BASE_CREDIT = "through its base model"
+
+
+def data_credits(kinds: list[str], base: str | None, listed: list[str] | tuple = ()) -> list[str]:
+    """A card's data credits: its sources' (or those it already ``listed``), and the data of the
+    base model its weights started from."""
+    import json
+
+    from ..model.weights import CARD, resolve_model_dir
+
+    out = list(listed) or [CREDITS[k] for k in kinds if k in CREDITS]
+    if base and base not in ("none", "tower") and not any(d.startswith(BASE_CREDIT) for d in out):
+        base_card = json.loads((resolve_model_dir(base) / CARD).read_text())
+        out.append(f"{BASE_CREDIT} {base}: " + str((base_card.get("training") or {}).get("data", "")))
+    return out
+
+
 CELLS_GROUP = "cells-dic"
 SYNTHETIC_GROUP = "cells-synthetic"
 

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from ..io.noise import LEARNED
-from ..model.weights import BUNDLED_DIR, CARD, WEIGHTS, load_network, resolve_model_dir
+from ..model.weights import BUNDLED_DIR, CARD, WEIGHTS, load_network
 
 
 def ship(candidate: Path, name: str, replaces: str | None = None) -> Path:
@@ -29,16 +29,12 @@ def ship(candidate: Path, name: str, replaces: str | None = None) -> Path:
     if augment.get("photon_noise", 0) > 0:  # older cards of the recipe did not say so in "input"
         card.setdefault("input", {})["photon_noise"] = LEARNED
     tr = card.setdefault("training", {})
-    from .recipe_data import CREDITS
+    from .recipe_data import data_credits
 
-    sources = (tr.get("recipe") or {}).get("sources") or []
-    # older recipe cards lacked the credits, and recipe cards never name the base model's data
-    data = list(tr.get("data") or [CREDITS[s["kind"]] for s in sources if s.get("kind") in CREDITS])
-    base = tr.get("base") or (tr.get("recipe") or {}).get("base")
-    if base and base not in ("none", "tower") and not any(d.startswith("through its base model") for d in data):
-        base_card = json.loads((resolve_model_dir(base) / CARD).read_text())
-        data.append(f"through its base model {base}: " + str((base_card.get("training") or {}).get("data", "")))
-    tr["data"] = data
+    recipe = tr.get("recipe") or {}
+    # older recipe cards lacked the credits, and older still the base model's data
+    tr["data"] = data_credits([s.get("kind") for s in recipe.get("sources") or []],
+                              tr.get("base") or recipe.get("base"), tr.get("data") or ())
     card["shipped"] = {"date": _dt.date.today().isoformat(), "from": str(candidate), "replaces": replaces}
     dest = BUNDLED_DIR / name
     tmp = BUNDLED_DIR / (name + ".part")
