@@ -54,7 +54,7 @@ def test_auto_is_the_chosen_models_labels_and_the_cli_says_which(tmp_path, capsy
     assert main(["segment", str(tmp_path / "fluo.tif"), str(tmp_path / "bright.tif"), "-o", str(tmp_path / "out"),
                  "--device", "cpu"]) == 0
     err = capsys.readouterr().err
-    assert f"fluo.tif: " in err and f"model {FLUORESCENCE})" in err and f"model {GENERAL})" in err
+    assert "fluo.tif: " in err and f"model {FLUORESCENCE})" in err and f"model {GENERAL})" in err
     assert np.array_equal(tifffile.imread(tmp_path / "out" / "fluo.tif"), auto)
 
 

@@ -32,6 +32,7 @@ def test_widget_writes_labels_layer_and_updates_it(make_napari_viewer, qtbot, sa
     assert out.data.shape == img.shape and np.issubdtype(out.data.dtype, np.integer)
     assert tuple(out.scale) == (0.5, 0.25) and tuple(out.translate) == (10, 20)
     assert average_precision(out.data, truth) > 0.68  # measured 0.77
+    assert widget._progress.value == widget._progress.max  # a finished run reads 100%
     n_layers, n_first = len(viewer.layers), int(out.data.max())
     widget._min_size.value = 400  # a second run with other settings updates the same layer
     _run(widget, qtbot)

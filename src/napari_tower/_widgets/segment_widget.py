@@ -277,6 +277,8 @@ class SegmentWidget(GuardedRun, Reporting, Container):
     def _on_done(self, layer, done):
         if done is None:
             return
+        # the final report carries the result and is not yielded, so the bar is filled here
+        self._progress.value = self._progress.max
         if self._layer_gone(layer):  # removed after the last block: nothing to attach the labels to
             self._report(f"layer '{layer.name}' was removed: its labels were not added")
             return
