@@ -295,6 +295,7 @@ def segment_judged(models: ModelCache, model, image, axes, objects: str = "auto"
     when its own result fits. Yields Progress; returns (model, labels, the first model's Fit,
     whether the cells model's labels replaced its own)."""
     from .model.choice import AUTO, CELLS, cells_available
+    from .predict.tower_model import is_stained
 
     cells_fallback = objects == "auto" and isinstance(model, str) and model == AUTO
     m = models.get(pick_model(model, image, axes))
@@ -302,6 +303,10 @@ def segment_judged(models: ModelCache, model, image, axes, objects: str = "auto"
     vs = None if voxel_size is None else tuple(voxel_size)
     labels, fit = yield from _judged(m, image, axes, predict_config(m, **options, voxel_size=vs), should_stop)
     if fit.ok or not cells_fallback or "cell" in str(m.card.get("task", "")) or not cells_available():
+        return m, labels, fit, False
+    if is_stained(image, axes):
+        # the cells model never saw a stain in colour (its card: DIC, phase, brightfield,
+        # fluorescent stains); a doubtful H&E result is better reported than handed to it
         return m, labels, fit, False
     yield Progress(0, 1, "the nuclei model's result does not fit: trying the cells model")
     c = models.get(CELLS)

@@ -39,14 +39,11 @@ def dark_background(values: np.ndarray) -> bool:
 def choose_model(image, axes: str) -> str:
     """``FLUORESCENCE`` or ``GENERAL`` for ``image`` (numpy, dask, zarr or a LazyImage) with
     checked ``axes`` (e.g. "YX", "TYX", "YXC", "ZYX")."""
-    from ..io.lazy import LazyImage, sample_planes
     from ..io.normalize import rgb_kind
 
     if "Z" in axes:
         return GENERAL
-    lazy = image if isinstance(image, LazyImage) else LazyImage(image, axes)
-    lazy.axes = axes
-    planes = sample_planes(lazy, planes=8, max_pixels=1_000_000)
+    planes = _sample(image, axes)
     if axes.endswith("C"):
         kinds = [rgb_kind(p) for p in planes]
         if any(k == "stain" for k, _ in kinds):
@@ -54,6 +51,21 @@ def choose_model(image, axes: str) -> str:
         planes = [p[..., c] for p, (_, c) in zip(planes, kinds)]
     values = np.concatenate([p.ravel() for p in planes])
     return FLUORESCENCE if dark_background(values) else GENERAL
+
+
+def _sample(image, axes: str) -> list:
+    from ..io.lazy import LazyImage, sample_planes
+
+    lazy = image if isinstance(image, LazyImage) else LazyImage(image, axes)
+    lazy.axes = axes
+    return sample_planes(lazy, planes=8, max_pixels=1_000_000)
+
+
+def stained(image, axes: str) -> bool:
+    """True for colour images of a stain (H&E, IHC): neither gray nor one lit channel."""
+    from ..io.normalize import rgb_kind
+
+    return bool(axes and axes.endswith("C")) and any(rgb_kind(p)[0] == "stain" for p in _sample(image, axes))
 
 
 def model_for_objects(model, objects: str):

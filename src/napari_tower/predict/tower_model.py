@@ -128,13 +128,25 @@ def load_model(model: str | os.PathLike | TowerModel = "default", device: str = 
 
 def choose_model(image, axes: str | None = None) -> str:
     """The bundled model that ``model="auto"`` uses for ``image`` (see :func:`napari_tower.api.choose_model`)."""
+    from ..model.choice import choose_model as _choose
+
+    return _choose(*_with_axes(image, axes))
+
+
+def is_stained(image, axes: str | None = None) -> bool:
+    """True for a colour image of a stain (H&E, IHC), as ``choose_model`` sees it."""
+    from ..model.choice import stained
+
+    return stained(*_with_axes(image, axes))
+
+
+def _with_axes(image, axes):
     from ..io.axes import as_array, check_axes, guess_axes
     from ..io.lazy import LazyImage
-    from ..model.choice import choose_model as _choose
 
     data = image if isinstance(image, LazyImage) else as_array(image)
     axes = axes or getattr(data, "axes", None) or guess_axes(tuple(data.shape))
-    return _choose(data, check_axes(tuple(data.shape), axes))
+    return data, check_axes(tuple(data.shape), axes)
 
 
 def pick_model(model, image, axes):
