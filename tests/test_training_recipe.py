@@ -79,6 +79,21 @@ def test_a_warm_restart_from_the_candidate_warms_the_learning_rate_up_again(tmp_
     assert recipe_cmd.lr_at(4 + recipe.schedule.warmup_steps, recipe, 4) == recipe_cmd.lr_at(4 + recipe.schedule.warmup_steps, recipe)
 
 
+def test_anneal_brings_the_rate_down_to_its_floor_and_stops_there_also_across_a_resume(tmp_path):
+    from napari_tower.train.recipe_spec import load_recipe
+
+    _run(tmp_path, "a", "--stop-after-steps", "2")
+    first = _run(tmp_path, "a", "--resume", "--anneal", "3", "--anneal-lr", "1e-4", "--stop-after-steps", "1")
+    assert first["state"]["anneal"] == {"start": 2, "steps": 3, "lr": 1e-4}
+    resumed = _run(tmp_path, "a", "--resume")  # the anneal is part of the state: it ends at 2 + 3, not 6
+    assert resumed["state"]["step"] == 5
+    recipe = load_recipe(tmp_path / "tiny.yaml")
+    a = resumed["state"]["anneal"]
+    assert recipe_cmd.lr_at(2, recipe, anneal=a) == pytest.approx(1e-4)
+    assert recipe_cmd.lr_at(5, recipe, anneal=a) == pytest.approx(recipe.schedule.lr * recipe.schedule.min_lr_fraction)
+    assert recipe_cmd.lr_at(1, recipe, anneal=a) == recipe_cmd.lr_at(1, recipe)  # before it: the schedule
+
+
 def test_low_light_follows_the_photon_budget():
     img = np.zeros((64, 64), np.float32)
     img[16:48, 16:48] = 200.0

@@ -102,10 +102,17 @@ class WeightAverage:
                 avg.copy_(cur)
 
 
-def lr_at(step: int, recipe: Recipe, restarted_at: int | None = None) -> float:
-    """Warmup, then cosine decay; ``restarted_at``: a warm restart warms up again from there."""
+def lr_at(step: int, recipe: Recipe, restarted_at: int | None = None, anneal: dict | None = None) -> float:
+    """Warmup, then cosine decay; ``restarted_at``: a warm restart warms up again from there.
+
+    ``anneal`` ({"start", "steps", "lr"}): from ``start`` the rate falls from ``lr`` to the
+    floor over ``steps`` (cosine) instead: a run that stops part-way through the long schedule
+    can end on a low rate (``--anneal``)."""
     s = recipe.schedule
-    if step < s.warmup_steps:
+    if anneal is not None and step >= anneal["start"]:
+        frac = min(1.0, (step - anneal["start"]) / max(1, anneal["steps"]))
+        f = max(s.min_lr_fraction, anneal["lr"] / s.lr * 0.5 * (1 + np.cos(np.pi * frac)))
+    elif step < s.warmup_steps:
         f = (step + 1) / s.warmup_steps
     else:
         frac = min(1.0, (step - s.warmup_steps) / max(1, s.steps - s.warmup_steps))
@@ -184,6 +191,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-minutes", type=float, default=None, help="stop (with a saved state) after this long")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: the recipe's)")
     ap.add_argument("--stop-after-steps", type=int, default=None, help="stop (with a saved state) after this many steps in this run")
+    ap.add_argument("--anneal", type=int, default=None, metavar="STEPS",
+                    help="from where the run stands, bring the learning rate down to its floor over STEPS steps and "
+                         "stop there (run it on a copy of RUN_DIR, or from the candidate, to keep the long run)")
+    ap.add_argument("--anneal-lr", type=float, default=None,
+                    help="the rate the anneal starts from (default: the schedule's rate at that step)")
     args = ap.parse_args(argv)
     recipe = load_recipe(args.recipe)
     torch.set_num_threads(args.threads or recipe.threads)
@@ -224,6 +236,11 @@ def main(argv: list[str] | None = None) -> int:
         if (args.candidate / "log.csv").exists() and not (args.run_dir / "log.csv").exists():
             (args.run_dir / "log.csv").write_bytes((args.candidate / "log.csv").read_bytes())
         print(f"warm restart from {args.candidate} at step {state['step']} (optimizer state is new)", file=sys.stderr)
+    if args.anneal and "anneal" not in state:
+        lr0 = args.anneal_lr or lr_at(state["step"], recipe)
+        state["anneal"] = {"start": state["step"], "steps": args.anneal, "lr": lr0}
+        print(f"annealing from lr {lr0:.2e} over {args.anneal} steps", file=sys.stderr)
+    end = state["anneal"]["start"] + state["anneal"]["steps"] if "anneal" in state else recipe.schedule.steps
     # the average starts from the weights as they are when a state predates it
     avg = WeightAverage(net, recipe.schedule.ema_decay) if recipe.schedule.ema_decay > 0 else None
     if avg is not None and saved is not None and "ema" in saved:
@@ -273,10 +290,10 @@ def main(argv: list[str] | None = None) -> int:
     if state["step"] == 0:
         run_validation()  # the base model's scores: the first row of the curve
     net.to(memory_format=torch.channels_last)
-    while state["step"] < recipe.schedule.steps and not stop["now"]:
+    while state["step"] < end and not stop["now"]:
         net.train()
         for g in opt.param_groups:
-            g["lr"] = lr_at(state["step"], recipe, state.get("restarted_at"))
+            g["lr"] = lr_at(state["step"], recipe, state.get("restarted_at"), state.get("anneal"))
         x, y, v = sampler.batch(recipe.schedule.batch_size)
         x = x.to(device).contiguous(memory_format=torch.channels_last)
         loss = seg_loss(net(x), y.to(device), v.to(device))
@@ -291,9 +308,9 @@ def main(argv: list[str] | None = None) -> int:
             clock()
             log.write({"step": state["step"], "wall_hours": state["wall_seconds"] / 3600,
                        "cpu_hours": state["cpu_seconds"] / 3600, "loss": float(np.mean(state["losses"])),
-                       "lr": lr_at(state["step"] - 1, recipe, state.get("restarted_at"))})
+                       "lr": lr_at(state["step"] - 1, recipe, state.get("restarted_at"), state.get("anneal"))})
             state["losses"] = []
-        if state["step"] % recipe.validation.every_steps == 0 or state["step"] == recipe.schedule.steps:
+        if state["step"] % recipe.validation.every_steps == 0 or state["step"] == end:
             run_validation()
         if time.time() - last_ckpt > recipe.checkpoint_minutes * 60:
             save_state()
@@ -301,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         if (deadline is not None and time.time() > deadline) or state["step"] == last_step:
             break
     save_state()
-    print(f"stopped at step {state['step']} of {recipe.schedule.steps}; best step {state['best_step']} "
+    print(f"stopped at step {state['step']} of {end}; best step {state['best_step']} "
           f"score {state['best_score']}; state in {state_path}", file=sys.stderr)
     return 0
 
