@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     fig, axes = plt.subplots(len(args.logs), 2, figsize=(11, 3.4 * len(args.logs)), squeeze=False)
     for (ax_loss, ax_ap), path in zip(axes, args.logs):
         losses, vals = read_log(path)
-        name = path.parent.name
+        name = path.parent.name if path.name == "log.csv" else path.stem  # a run folder, or a kept copy of its log
         ax_loss.plot([r["cpu_hours"] for r in losses], [r["loss"] for r in losses], lw=0.8)
         ax_loss.set(title=f"{name}: training loss", xlabel="CPU-hours", ylabel="loss")
         groups = sorted({k[5:] for r in vals for k in r if k.startswith("ap50_")})
