@@ -92,6 +92,10 @@ def test_anneal_brings_the_rate_down_to_its_floor_and_stops_there_also_across_a_
     assert recipe_cmd.lr_at(2, recipe, anneal=a) == pytest.approx(1e-4)
     assert recipe_cmd.lr_at(5, recipe, anneal=a) == pytest.approx(recipe.schedule.lr * recipe.schedule.min_lr_fraction)
     assert recipe_cmd.lr_at(1, recipe, anneal=a) == recipe_cmd.lr_at(1, recipe)  # before it: the schedule
+    with pytest.raises(SystemExit):  # argparse's one-line error, nothing trained
+        recipe_cmd.main([str(tmp_path / "tiny.yaml"), "--data-root", str(tmp_path), "--run-dir", str(tmp_path / "b"),
+                         "--candidate", str(tmp_path / "bc"), "--anneal", "0"])
+    assert not (tmp_path / "b").exists()
 
 
 def test_low_light_follows_the_photon_budget():

@@ -197,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--anneal-lr", type=float, default=None,
                     help="the rate the anneal starts from (default: the schedule's rate at that step)")
     args = ap.parse_args(argv)
+    if (args.anneal is not None and args.anneal < 1) or (args.anneal_lr is not None and args.anneal_lr <= 0):
+        ap.error("--anneal takes a number of steps >= 1 and --anneal-lr a rate > 0")
     recipe = load_recipe(args.recipe)
     torch.set_num_threads(args.threads or recipe.threads)
     args.run_dir.mkdir(parents=True, exist_ok=True)
